@@ -1,0 +1,367 @@
+//! The TOML configuration model (serde). The schema is a promise to users: see
+//! `shared/design/policy.md`. Fields may be added; none may be renamed or reinterpreted.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// Whole configuration file.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `enforce` blocks; `monitor` decides and logs but always forwards.
+    #[serde(default)]
+    pub mode: Mode,
+    /// IANA time zone whose calendar year and dates the policy uses (PIPL volumes count
+    /// "since 1 January"; transfer validity dates are local dates).
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    #[serde(default, rename = "listener")]
+    pub listeners: Vec<ListenerConfig>,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteConfig>,
+    #[serde(default)]
+    pub geo: GeoConfig,
+    /// Static host → IP pins, consulted before DNS.
+    #[serde(default)]
+    pub resolve: BTreeMap<String, Vec<std::net::IpAddr>>,
+    #[serde(default)]
+    pub classification: ClassificationConfig,
+    #[serde(default, rename = "transfer")]
+    pub transfers: Vec<TransferConfig>,
+    #[serde(default)]
+    pub audit: AuditConfig,
+    #[serde(default)]
+    pub upstream: UpstreamConfig,
+    #[serde(default)]
+    pub volume: VolumeConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
+    #[serde(default)]
+    pub tls_intercept: Option<TlsInterceptConfig>,
+    /// Custom detectors defined by the security team (issue: classifier).
+    #[serde(default, rename = "detector")]
+    pub detectors: Vec<CustomDetectorConfig>,
+}
+
+fn default_timezone() -> String {
+    "Asia/Shanghai".to_string()
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    Monitor,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ListenerKind {
+    /// Absolute-form requests (`GET http://host/…`) and CONNECT.
+    Forward,
+    /// Routes by Host and path prefix to configured upstreams.
+    Reverse,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    pub bind: SocketAddr,
+    pub kind: ListenerKind,
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Host (without port) this route answers for; absent = any host.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Path prefix this route answers for; absent = "/".
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// `http://` or `https://` base URL of the upstream.
+    pub upstream: String,
+    /// Strip `path_prefix` before forwarding.
+    #[serde(default)]
+    pub strip_prefix: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GeoConfig {
+    /// MaxMind GeoIP2/GeoLite2 Country/City or ip-location-db country `.mmdb`.
+    #[serde(default = "default_geo_database")]
+    pub database: PathBuf,
+    /// A destination whose country cannot be determined is treated as abroad.
+    #[serde(default = "yes")]
+    pub unknown_is_outbound: bool,
+    #[serde(default, rename = "override")]
+    pub overrides: Vec<GeoOverride>,
+}
+
+impl Default for GeoConfig {
+    fn default() -> Self {
+        GeoConfig {
+            database: default_geo_database(),
+            unknown_is_outbound: true,
+            overrides: Vec::new(),
+        }
+    }
+}
+
+fn default_geo_database() -> PathBuf {
+    PathBuf::from("config/geo/country.mmdb")
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GeoOverride {
+    pub cidr: IpNet,
+    /// ISO 3166-1 alpha-2 code, e.g. "CN", "DE", "HK".
+    pub country: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FailMode {
+    /// Uninspectable traffic to abroad is blocked.
+    #[default]
+    Closed,
+    /// Uninspectable traffic to abroad is forwarded (and audited).
+    Open,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClassificationConfig {
+    /// GB/T 35273-2020 treats a bare resident ID number as sensitive; GB/T 45574-2025 does not.
+    #[serde(default = "yes")]
+    pub id_number_is_sensitive: bool,
+    /// Bodies larger than this (after decoding) are not inspected: the fail mode applies.
+    #[serde(default = "default_max_inspect_bytes")]
+    pub max_inspect_bytes: u64,
+    #[serde(default)]
+    pub fail_mode: FailMode,
+    /// Hex key (32 bytes = 64 hex chars) for the keyed hash of identifiers. Absent: a
+    /// random key per process (hashes then do not survive a restart).
+    #[serde(default)]
+    pub hash_key: Option<String>,
+    /// Maximum ratio decoded/encoded for compressed bodies before they count as a bomb.
+    #[serde(default = "default_max_decompression_ratio")]
+    pub max_decompression_ratio: u64,
+}
+
+impl Default for ClassificationConfig {
+    fn default() -> Self {
+        ClassificationConfig {
+            id_number_is_sensitive: true,
+            max_inspect_bytes: default_max_inspect_bytes(),
+            fail_mode: FailMode::Closed,
+            hash_key: None,
+            max_decompression_ratio: default_max_decompression_ratio(),
+        }
+    }
+}
+
+fn default_max_inspect_bytes() -> u64 {
+    16 * 1024 * 1024
+}
+
+fn default_max_decompression_ratio() -> u64 {
+    100
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum LegalBasis {
+    SecurityAssessment,
+    StandardContract,
+    Certification,
+    ExemptionContract,
+    ExemptionHr,
+    ExemptionEmergency,
+    ExemptionSmallVolume,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TransferConfig {
+    pub id: String,
+    pub legal_basis: LegalBasis,
+    #[serde(default)]
+    pub reference: Option<String>,
+    #[serde(default)]
+    pub recipient: Option<String>,
+    /// Destination IP's country must be in this set (ISO alpha-2).
+    pub countries: Vec<String>,
+    /// Optional: request host must match one of these globs (`*.vendor.com`).
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Optional: destination IP must be inside one of these networks.
+    #[serde(default)]
+    pub cidrs: Vec<IpNet>,
+    /// Categories this transfer may carry.
+    pub categories: Vec<String>,
+    #[serde(default)]
+    pub allow_sensitive: bool,
+    /// Inclusive, local date in `timezone`.
+    #[serde(default)]
+    pub valid_from: Option<NaiveDate>,
+    /// Inclusive, local date in `timezone`.
+    #[serde(default)]
+    pub valid_until: Option<NaiveDate>,
+    #[serde(default)]
+    pub max_individuals_per_year: Option<u64>,
+    #[serde(default)]
+    pub max_sensitive_individuals_per_year: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// JSON-lines file, appended and flushed per event.
+    #[serde(default = "default_audit_path")]
+    pub path: PathBuf,
+    /// Also audit decisions about domestic destinations (off: only outbound is audited).
+    #[serde(default)]
+    pub include_domestic: bool,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            path: default_audit_path(),
+            include_domestic: false,
+        }
+    }
+}
+
+fn default_audit_path() -> PathBuf {
+    PathBuf::from("var/audit.jsonl")
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Extra PEM CA bundle trusted for https upstreams (besides the webpki roots).
+    #[serde(default)]
+    pub ca_bundle: Option<PathBuf>,
+    /// Connect timeout in milliseconds.
+    #[serde(default)]
+    pub connect_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeConfig {
+    /// `memory` (lost at restart), `redb` (embedded file, default), `redis`.
+    #[serde(default = "default_volume_backend")]
+    pub backend: String,
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+impl Default for VolumeConfig {
+    fn default() -> Self {
+        VolumeConfig {
+            backend: default_volume_backend(),
+            path: None,
+            url: None,
+        }
+    }
+}
+
+fn default_volume_backend() -> String {
+    "memory".to_string()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            header_read_timeout_ms: default_header_read_timeout_ms(),
+            max_header_bytes: default_max_header_bytes(),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+fn default_max_header_bytes() -> usize {
+    64 * 1024
+}
+fn default_max_connections() -> usize {
+    10_000
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    pub bind: SocketAddr,
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsInterceptConfig {
+    pub ca_cert: PathBuf,
+    pub ca_key: PathBuf,
+    /// Host globs tunnelled without interception.
+    #[serde(default)]
+    pub bypass: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CustomDetectorConfig {
+    /// New category identifier, e.g. "employee_id".
+    pub category: String,
+    /// "personal" or "sensitive".
+    pub class: String,
+    #[serde(default)]
+    pub regex: Option<String>,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    /// Examples that must be detected; `chujing check` verifies them.
+    #[serde(default)]
+    pub must_match: Vec<String>,
+    /// Examples that must not be detected; `chujing check` verifies them.
+    #[serde(default)]
+    pub must_not_match: Vec<String>,
+}
