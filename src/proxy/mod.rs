@@ -1,2 +1,448 @@
-//! The proxy: hyper services for forward and reverse listeners. It only wires the pipeline:
-//! resolve → locate → stream through the classifier → decide → forward or refuse → audit.
+//! The proxy: hyper services for forward and reverse listeners. It only wires the pipeline
+//! (see [`pipeline`]): resolve → locate → stream through the classifier → decide → forward or
+//! refuse → audit. Everything a request needs that can change on reload lives in a
+//! [`Runtime`], swapped atomically; a request keeps the runtime it started with.
+
+pub mod headers;
+pub mod inspect;
+pub mod pipeline;
+pub mod respond;
+pub mod target;
+pub mod upstream;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::{Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::audit::{AuditError, AuditEvent, AuditLog, ErrorFields, RequestFacts};
+use crate::classify::{Classifier, ClassifierOptions, ClassifyError, ScanReport};
+use crate::config::{ListenerConfig, LoadedConfig, TlsFiles};
+use crate::geo::{Destination, GeoDb, GeoError, Resolver};
+use crate::policy::{Action, Decision, Policy, PolicyError};
+use crate::volume::{VolumeError, VolumeStore};
+
+use pipeline::ConnInfo;
+use respond::ProxyBody;
+use target::{Route, RouteError};
+use upstream::{UpstreamError, UpstreamPool, UpstreamTlsError};
+
+/// Why the proxy could not start (or a reload was refused).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Geo(#[from] GeoError),
+    #[error(transparent)]
+    Classify(#[from] ClassifyError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
+    #[error(transparent)]
+    UpstreamTls(#[from] UpstreamTlsError),
+    #[error("cannot listen on {addr}: {source}; is another process using the port?")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("listener TLS files {cert} / {key}: {message}")]
+    ListenerTls {
+        cert: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// Everything a request needs that a reload may replace.
+pub struct Runtime {
+    pub loaded: LoadedConfig,
+    pub geo: Arc<GeoDb>,
+    pub resolver: Resolver,
+    pub classifier: Arc<Classifier>,
+    pub policy: Arc<Policy>,
+    pub routes: Vec<Route>,
+    pub volume: Arc<dyn VolumeStore>,
+}
+
+impl Runtime {
+    /// Builds every part from a validated configuration. `volume` is shared across reloads.
+    pub fn build(
+        loaded: LoadedConfig,
+        volume: Arc<dyn VolumeStore>,
+    ) -> Result<Runtime, StartError> {
+        let config = &loaded.config;
+        let geo = Arc::new(GeoDb::open(&config.geo)?);
+        let classifier = Arc::new(Classifier::new(ClassifierOptions::from_config(config)?)?);
+        let policy = Arc::new(Policy::from_config(config)?);
+        let routes = config
+            .routes
+            .iter()
+            .map(Route::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Runtime {
+            resolver: Resolver::new(&config.resolve),
+            geo,
+            classifier,
+            policy,
+            routes,
+            volume,
+            loaded,
+        })
+    }
+}
+
+/// The running proxy: current runtime plus what outlives reloads.
+pub struct Proxy {
+    runtime: ArcSwap<Runtime>,
+    audit: AuditLog,
+    upstream: UpstreamPool,
+    id_prefix: u32,
+    id_counter: AtomicU64,
+}
+
+impl Proxy {
+    pub fn new(runtime: Runtime) -> Result<Arc<Proxy>, StartError> {
+        let config = &runtime.loaded.config;
+        let audit = AuditLog::open(&config.audit.path)?;
+        let upstream = UpstreamPool::new(
+            config.upstream.ca_bundle.as_deref(),
+            config
+                .upstream
+                .connect_timeout_ms
+                .map(Duration::from_millis),
+        )?;
+        let mut prefix = [0u8; 4];
+        let _ = getrandom::getrandom(&mut prefix);
+        Ok(Arc::new(Proxy {
+            runtime: ArcSwap::from_pointee(runtime),
+            audit,
+            upstream,
+            id_prefix: u32::from_le_bytes(prefix),
+            id_counter: AtomicU64::new(0),
+        }))
+    }
+
+    /// The runtime requests started now will use.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
+
+    /// Replaces the runtime; requests in flight keep the old one.
+    pub fn swap_runtime(&self, runtime: Runtime) {
+        self.runtime.store(Arc::new(runtime));
+    }
+
+    fn next_request_id(&self) -> String {
+        let n = self.id_counter.fetch_add(1, Ordering::Relaxed);
+        format!("{:08x}{:012x}", self.id_prefix, n)
+    }
+
+    /// Writes an audit event for an outbound decision (domestic only when configured).
+    fn audit(&self, rt: &Runtime, event: &AuditEvent) {
+        let domestic = event.chujing.reason == Some("domestic");
+        if domestic && !rt.loaded.config.audit.include_domestic {
+            return;
+        }
+        if let Err(e) = self.audit.write(event) {
+            tracing::error!(error = %e, "audit write failed");
+        }
+    }
+
+    /// Refuses a request the policy blocked (enforce mode).
+    fn refuse(
+        &self,
+        rt: &Runtime,
+        facts: &RequestFacts<'_>,
+        destination: &Destination,
+        decision: &Decision,
+        report: &ScanReport,
+    ) -> Response<ProxyBody> {
+        let event = AuditEvent::for_decision(
+            facts,
+            Some(destination),
+            Some(decision),
+            Some(report),
+            rt.policy.mode(),
+            true,
+            Some(403),
+            None,
+            &rt.loaded.hash,
+        );
+        self.audit(rt, &event);
+        log_block(facts, destination, decision, report, true);
+        respond::blocked(decision.reason.as_str(), facts.request_id)
+    }
+
+    /// Streams the upstream's response to the client and audits the decision.
+    fn deliver(
+        &self,
+        rt: &Runtime,
+        facts: &RequestFacts<'_>,
+        destination: &Destination,
+        decision: &Decision,
+        report: &ScanReport,
+        resp: Response<Incoming>,
+    ) -> Response<ProxyBody> {
+        let event = AuditEvent::for_decision(
+            facts,
+            Some(destination),
+            Some(decision),
+            Some(report),
+            rt.policy.mode(),
+            false,
+            Some(resp.status().as_u16()),
+            None,
+            &rt.loaded.hash,
+        );
+        self.audit(rt, &event);
+        if decision.action == Action::Block {
+            log_block(facts, destination, decision, report, false);
+        }
+        pipeline::client_response(resp)
+    }
+
+    /// 502 for an upstream that could not be reached or failed mid-exchange.
+    fn upstream_failed(
+        &self,
+        rt: &Runtime,
+        facts: &RequestFacts<'_>,
+        destination: &Destination,
+        decision: &Decision,
+        report: &ScanReport,
+        error: UpstreamError,
+    ) -> Response<ProxyBody> {
+        let event = AuditEvent::for_decision(
+            facts,
+            Some(destination),
+            Some(decision),
+            Some(report),
+            rt.policy.mode(),
+            false,
+            Some(502),
+            Some(ErrorFields {
+                kind: error.kind.to_string(),
+                message: error.message.clone(),
+            }),
+            &rt.loaded.hash,
+        );
+        self.audit(rt, &event);
+        respond::error(
+            StatusCode::BAD_GATEWAY,
+            "upstream_unreachable",
+            error.kind,
+            &error.message,
+            facts.request_id,
+        )
+    }
+}
+
+/// The canonical log line for a block (or a would-block in monitor mode): one line, names
+/// and counts only.
+fn log_block(
+    facts: &RequestFacts<'_>,
+    destination: &Destination,
+    decision: &Decision,
+    report: &ScanReport,
+    enforced: bool,
+) {
+    let categories: Vec<&str> = report
+        .findings
+        .iter()
+        .map(|f| f.category.as_str())
+        .collect();
+    tracing::warn!(
+        request_id = facts.request_id,
+        client = ?facts.client,
+        host = facts.host,
+        ip = %destination.ip,
+        country = destination.country.as_ref().map(|c| c.as_str()).unwrap_or("-"),
+        region = destination.region.as_str(),
+        reason = decision.reason.as_str(),
+        transfer = decision.transfer.as_deref().unwrap_or("-"),
+        categories = ?categories,
+        subjects = report.subjects.len(),
+        enforced,
+        "data exit blocked"
+    );
+}
+
+/// A bound listener, ready to serve.
+pub struct BoundListener {
+    pub config: ListenerConfig,
+    pub listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+}
+
+impl BoundListener {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.config.bind)
+    }
+}
+
+/// Binds every configured listener (port 0 picks a free port; see `local_addr`).
+pub async fn bind(listeners: &[ListenerConfig]) -> Result<Vec<BoundListener>, StartError> {
+    let mut bound = Vec::with_capacity(listeners.len());
+    for config in listeners {
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.bind,
+                source,
+            })?;
+        let tls = config.tls.as_ref().map(listener_tls).transpose()?;
+        bound.push(BoundListener {
+            config: config.clone(),
+            listener,
+            tls,
+        });
+    }
+    Ok(bound)
+}
+
+fn listener_tls(files: &TlsFiles) -> Result<TlsAcceptor, StartError> {
+    let fail = |message: String| StartError::ListenerTls {
+        cert: files.cert.display().to_string(),
+        key: files.key.display().to_string(),
+        message,
+    };
+    let cert_pem = std::fs::read(&files.cert).map_err(|e| fail(e.to_string()))?;
+    let key_pem = std::fs::read(&files.key).map_err(|e| fail(e.to_string()))?;
+    let certs = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail(e.to_string()))?;
+    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .map_err(|e| fail(e.to_string()))?
+        .ok_or_else(|| fail("no private key in the key file".into()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default protocol versions")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| fail(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves all listeners until `shutdown` resolves, then stops accepting and lets in-flight
+/// requests finish for up to `drain` before returning.
+pub async fn serve(
+    proxy: Arc<Proxy>,
+    listeners: Vec<BoundListener>,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) {
+    let graceful = Arc::new(GracefulShutdown::new());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut accept_tasks = Vec::new();
+    for bound in listeners {
+        let proxy = Arc::clone(&proxy);
+        let graceful = Arc::clone(&graceful);
+        let mut stop = stop_rx.clone();
+        accept_tasks.push(tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    _ = stop.changed() => break,
+                    accepted = bound.listener.accept() => accepted,
+                };
+                let (stream, client) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let conn = ConnInfo {
+                    kind: bound.config.kind,
+                    client,
+                    tls: bound.tls.is_some(),
+                };
+                let proxy = Arc::clone(&proxy);
+                let tls = bound.tls.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let limits = proxy.runtime().loaded.config.limits.clone();
+                    let service = service_fn(move |req| {
+                        let proxy = Arc::clone(&proxy);
+                        async move { Ok::<_, Infallible>(pipeline::handle(proxy, conn, req).await) }
+                    });
+                    let mut builder = auto::Builder::new(TokioExecutor::new());
+                    builder
+                        .http1()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+                        .max_buf_size(limits.max_header_bytes.max(8192));
+                    builder.http2().timer(TokioTimer::new());
+                    let result = match tls {
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(tls_stream) => {
+                                let fut = builder.serve_connection_with_upgrades(
+                                    TokioIo::new(tls_stream),
+                                    service,
+                                );
+                                watcher.watch(fut.into_owned()).await
+                            }
+                            Err(e) => {
+                                tracing::debug!(error = %e, %client, "TLS handshake failed");
+                                return;
+                            }
+                        },
+                        None => {
+                            let fut = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service);
+                            watcher.watch(fut.into_owned()).await
+                        }
+                    };
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, %client, "connection ended with an error");
+                    }
+                });
+            }
+        }));
+    }
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    for task in accept_tasks {
+        let _ = task.await;
+    }
+    let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?drain,
+            "drain deadline reached; closing remaining connections"
+        );
+    }
+}
+
+/// Convenience for tests and `run`: build, bind and return the proxy with its listeners.
+pub async fn start(
+    loaded: LoadedConfig,
+    volume: Arc<dyn VolumeStore>,
+) -> Result<(Arc<Proxy>, Vec<BoundListener>), StartError> {
+    let runtime = Runtime::build(loaded, volume)?;
+    let listeners = bind(&runtime.loaded.config.listeners).await?;
+    let proxy = Proxy::new(runtime)?;
+    Ok((proxy, listeners))
+}

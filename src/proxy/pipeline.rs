@@ -1,0 +1,529 @@
+//! One request's life, as named phases (the pingora way):
+//! 1. **target** — where the request wants to go (absolute-form or reverse route);
+//! 2. **destination** — resolve the host once, geolocate the IP we will connect to;
+//! 3. **request filter** — scan the URL and header values, decide; a block ends here;
+//! 4. **upstream** — connect, stream the body through the classifier (a chunk leaves only
+//!    after it and the bytes behind it were scanned), re-deciding as findings grow;
+//! 5. **final decision** — at the end of the body: decide, count individuals, release the
+//!    held-back tail or abort the upstream request;
+//! 6. **response** — stream the upstream's response back, or refuse; then one audit event.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::Utc;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http_body::{Body, Frame};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use super::inspect::{BodySender, Holdback, UpstreamBody, HOLDBACK_ENCODED, HOLDBACK_IDENTITY};
+use super::respond::{self, ProxyBody, PROXY_NAME};
+use super::target::{forward_target, reverse_target, Target, TargetError};
+use super::upstream::{PoolKey, Protocol};
+use super::{headers, Proxy, Runtime};
+use crate::audit::{AuditEvent, ErrorFields, RequestFacts};
+use crate::classify::{BodyScanner, ScanContext, ScanReport};
+use crate::config::{ListenerKind, Mode};
+use crate::geo::{Destination, Region};
+use crate::policy::{Action, Decision, DecisionInput};
+use crate::volume::Admission;
+
+/// What the accept loop knows about the connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub kind: ListenerKind,
+    pub client: SocketAddr,
+    pub tls: bool,
+}
+
+/// Header values never scanned: they describe framing, not people.
+const UNSCANNED_HEADERS: [header::HeaderName; 6] = [
+    header::HOST,
+    header::CONTENT_LENGTH,
+    header::CONTENT_TYPE,
+    header::CONTENT_ENCODING,
+    header::CONNECTION,
+    header::ACCEPT_ENCODING,
+];
+
+/// Serves one request. Never fails: every problem becomes a response (and an audit event).
+pub async fn handle(
+    proxy: Arc<Proxy>,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    // In-flight requests finish under the runtime (policy, geo) they started with.
+    let rt = proxy.runtime();
+    let request_id = proxy.next_request_id();
+    let started = Utc::now();
+    let method = req.method().clone();
+    let version = version_str(req.version());
+    let listener = match conn.kind {
+        ListenerKind::Forward => "forward",
+        ListenerKind::Reverse => "reverse",
+    };
+
+    // Phase 1: target.
+    if method == Method::CONNECT {
+        return respond::error(
+            StatusCode::NOT_IMPLEMENTED,
+            "connect_not_supported",
+            "http_request_error",
+            "CONNECT tunnelling is not enabled on this listener",
+            &request_id,
+        );
+    }
+    let target = match conn.kind {
+        ListenerKind::Forward => forward_target(&req),
+        ListenerKind::Reverse => reverse_target(&rt.routes, &req),
+    };
+    let target = match target {
+        Ok(t) => t,
+        Err(e) => return target_error(e, &request_id),
+    };
+    let facts = RequestFacts {
+        request_id: &request_id,
+        listener,
+        client: Some(conn.client),
+        method: method.as_str(),
+        scheme: target.scheme.as_str(),
+        host: &target.host,
+        port: target.port,
+        version,
+        started,
+    };
+
+    // Phase 2: destination.
+    let ip = match rt.resolver.resolve(&target.host, target.port).await {
+        Ok(ip) => ip,
+        Err(e) => {
+            let error = ErrorFields {
+                kind: "destination_not_found".into(),
+                message: e.to_string(),
+            };
+            proxy.audit(
+                &rt,
+                &AuditEvent::for_decision(
+                    &facts,
+                    None,
+                    None,
+                    None,
+                    rt.policy.mode(),
+                    false,
+                    Some(502),
+                    Some(error),
+                    &rt.loaded.hash,
+                ),
+            );
+            return respond::error(
+                StatusCode::BAD_GATEWAY,
+                "destination_not_found",
+                "destination_not_found",
+                &e.to_string(),
+                &request_id,
+            );
+        }
+    };
+    let destination = rt.geo.locate(&target.host, target.port, ip);
+    let mut inspection = Inspection::new(&rt, &destination, &req);
+
+    // Phase 3: request filter (URL and header values, before anything is sent).
+    if inspection.active() {
+        if let Some(pq) = req.uri().path_and_query() {
+            inspection.feed_fragment(pq.as_str().as_bytes());
+        }
+        for (name, value) in req.headers() {
+            if !UNSCANNED_HEADERS.contains(name) {
+                inspection.feed_fragment(value.as_bytes());
+            }
+        }
+        if let Some(decision) = inspection.blocking_verdict() {
+            let report = inspection.snapshot();
+            return proxy.refuse(&rt, &facts, &destination, &decision, &report);
+        }
+    }
+
+    let (parts, body) = req.into_parts();
+    let key = PoolKey {
+        scheme: target.scheme,
+        host: target.host.clone(),
+        ip,
+        port: target.port,
+    };
+
+    // A request without a body is decided in full before a connection is opened.
+    if body.is_end_stream() {
+        let (decision, report) = inspection.finish().await;
+        if inspection.enforced(&decision) {
+            return proxy.refuse(&rt, &facts, &destination, &decision, &report);
+        }
+        let checkout = match proxy.upstream.checkout(key).await {
+            Ok(c) => c,
+            Err(e) => {
+                return proxy.upstream_failed(&rt, &facts, &destination, &decision, &report, e)
+            }
+        };
+        let up_req = upstream_request(&parts, &target, checkout.protocol(), UpstreamBody::empty());
+        return match proxy.upstream.send(checkout, up_req).await {
+            Ok(resp) => proxy.deliver(&rt, &facts, &destination, &decision, &report, resp),
+            Err(e) => proxy.upstream_failed(&rt, &facts, &destination, &decision, &report, e),
+        };
+    }
+
+    // Phase 4: upstream, with the body streamed through the classifier.
+    let checkout = match proxy.upstream.checkout(key).await {
+        Ok(c) => c,
+        Err(e) => {
+            let report = inspection.snapshot();
+            let decision = inspection.current_decision();
+            return proxy.upstream_failed(&rt, &facts, &destination, &decision, &report, e);
+        }
+    };
+    let (sender, up_body) = UpstreamBody::channel(body.size_hint());
+    let up_req = upstream_request(&parts, &target, checkout.protocol(), up_body);
+    let (sent, pumped) = tokio::join!(
+        proxy.upstream.send(checkout, up_req),
+        pump(body, sender, &mut inspection)
+    );
+
+    // Phase 5 happened inside the pump; phase 6: respond.
+    match pumped {
+        PumpEnd::Blocked(decision, report) => {
+            proxy.refuse(&rt, &facts, &destination, &decision, &report)
+        }
+        PumpEnd::ClientFailed(decision, report, message) => {
+            let error = ErrorFields {
+                kind: "http_request_error".into(),
+                message,
+            };
+            proxy.audit(
+                &rt,
+                &AuditEvent::for_decision(
+                    &facts,
+                    Some(&destination),
+                    Some(&decision),
+                    Some(&report),
+                    rt.policy.mode(),
+                    false,
+                    Some(400),
+                    Some(error),
+                    &rt.loaded.hash,
+                ),
+            );
+            respond::error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "http_request_error",
+                "the request body could not be read",
+                &request_id,
+            )
+        }
+        PumpEnd::Complete(decision, report) => match sent {
+            Ok(resp) => proxy.deliver(&rt, &facts, &destination, &decision, &report, resp),
+            Err(e) => proxy.upstream_failed(&rt, &facts, &destination, &decision, &report, e),
+        },
+    }
+}
+
+/// How the body pump ended.
+enum PumpEnd {
+    /// Body fully forwarded under this (allowing, or monitor-mode) decision.
+    Complete(Decision, ScanReport),
+    /// Enforced block: the upstream request was aborted before the held bytes left.
+    Blocked(Decision, ScanReport),
+    /// The client's body failed (reset, malformed chunking); upstream aborted.
+    ClientFailed(Decision, ScanReport, String),
+}
+
+/// Moves the client's body to the upstream through the classifier and the holdback queue.
+async fn pump(mut body: Incoming, tx: BodySender, inspection: &mut Inspection<'_>) -> PumpEnd {
+    let mut held = Holdback::new(inspection.holdback_limit());
+    let mut trailers = None;
+    let mut upstream_gone = false;
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) => {
+                tx.abort("client body failed").await;
+                let (decision, report) = (inspection.current_decision(), inspection.snapshot());
+                return PumpEnd::ClientFailed(decision, report, e.to_string());
+            }
+        };
+        let data = match frame.into_data() {
+            Ok(data) => data,
+            Err(frame) => {
+                if let Ok(t) = frame.into_trailers() {
+                    for value in t.values() {
+                        inspection.feed_fragment(value.as_bytes());
+                    }
+                    trailers = Some(t);
+                }
+                continue;
+            }
+        };
+        inspection.feed(&data);
+        if let Some(decision) = inspection.blocking_verdict() {
+            tx.abort("data exit blocked").await;
+            return PumpEnd::Blocked(decision, inspection.snapshot());
+        }
+        if upstream_gone {
+            continue;
+        }
+        if !inspection.active() {
+            upstream_gone = tx.send(Frame::data(data)).await.is_err();
+            continue;
+        }
+        held.push(data);
+        while let Some(chunk) = held.pop_released() {
+            if tx.send(Frame::data(chunk)).await.is_err() {
+                upstream_gone = true;
+                break;
+            }
+        }
+    }
+    let (decision, report) = inspection.finish().await;
+    if inspection.enforced(&decision) {
+        tx.abort("data exit blocked").await;
+        return PumpEnd::Blocked(decision, report);
+    }
+    let chunks: Vec<Bytes> = held.drain().collect();
+    for chunk in chunks {
+        if upstream_gone || tx.send(Frame::data(chunk)).await.is_err() {
+            upstream_gone = true;
+        }
+    }
+    if let (Some(t), false) = (trailers, upstream_gone) {
+        let _ = tx.send(Frame::trailers(t)).await;
+    }
+    PumpEnd::Complete(decision, report)
+}
+
+/// The classifier and policy applied to one request.
+struct Inspection<'a> {
+    rt: &'a Runtime,
+    destination: &'a Destination,
+    /// `None` when the destination is domestic: rule 1 allows whatever the body holds.
+    scanner: Option<BodyScanner>,
+    seen_version: u64,
+    encoded: bool,
+    finished: Option<ScanReport>,
+}
+
+impl<'a> Inspection<'a> {
+    fn new<B>(rt: &'a Runtime, destination: &'a Destination, req: &Request<B>) -> Inspection<'a> {
+        let outbound = match destination.region {
+            Region::Mainland => false,
+            Region::Unknown => rt.geo.unknown_is_outbound(),
+            _ => true,
+        };
+        let header_str = |name: header::HeaderName| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let content_encoding = header_str(header::CONTENT_ENCODING);
+        let encoded = content_encoding
+            .as_deref()
+            .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
+        let scanner = outbound.then(|| {
+            rt.classifier.scanner(ScanContext {
+                content_type: header_str(header::CONTENT_TYPE),
+                content_encoding,
+                today: rt.policy.local_date(Utc::now()),
+            })
+        });
+        Inspection {
+            rt,
+            destination,
+            scanner,
+            seen_version: 0,
+            encoded,
+            finished: None,
+        }
+    }
+
+    fn active(&self) -> bool {
+        self.scanner.is_some()
+    }
+
+    fn holdback_limit(&self) -> usize {
+        if self.encoded {
+            HOLDBACK_ENCODED
+        } else {
+            HOLDBACK_IDENTITY
+        }
+    }
+
+    fn feed(&mut self, chunk: &[u8]) {
+        if let Some(s) = self.scanner.as_mut() {
+            s.feed(chunk);
+        }
+    }
+
+    fn feed_fragment(&mut self, fragment: &[u8]) {
+        if let Some(s) = self.scanner.as_mut() {
+            s.feed_fragment(fragment);
+        }
+    }
+
+    fn snapshot(&self) -> ScanReport {
+        match (&self.finished, &self.scanner) {
+            (Some(r), _) => r.clone(),
+            (None, Some(s)) => s.snapshot(),
+            (None, None) => ScanReport::default(),
+        }
+    }
+
+    fn decide(&self, report: &ScanReport) -> Decision {
+        self.rt.policy.decide(&DecisionInput {
+            destination: self.destination,
+            report,
+            at: Utc::now(),
+        })
+    }
+
+    fn current_decision(&self) -> Decision {
+        self.decide(&self.snapshot())
+    }
+
+    /// Whether this decision is applied: a block in enforce mode.
+    fn enforced(&self, decision: &Decision) -> bool {
+        decision.action == Action::Block && self.rt.policy.mode() == Mode::Enforce
+    }
+
+    /// Re-decides when the findings grew; `Some` when the request must be blocked now.
+    /// The policy is monotone in findings, so a block seen mid-body is final.
+    fn blocking_verdict(&mut self) -> Option<Decision> {
+        let scanner = self.scanner.as_ref()?;
+        if scanner.version() == self.seen_version {
+            return None;
+        }
+        self.seen_version = scanner.version();
+        let decision = self.decide(&scanner.snapshot());
+        self.enforced(&decision).then_some(decision)
+    }
+
+    /// End of the request: the final report and decision, with individuals counted against
+    /// the approving transfer (which may turn it into `volume_cap_exceeded`).
+    async fn finish(&mut self) -> (Decision, ScanReport) {
+        let report = match self.scanner.take() {
+            Some(s) => s.finish(),
+            None => ScanReport::default(),
+        };
+        let mut decision = self.decide(&report);
+        if let Some(claim) = decision.volume_claim.take() {
+            match self.rt.volume.admit(&claim).await {
+                Ok(admission) => decision.apply_admission(&admission),
+                Err(e) => {
+                    // The store could not answer: the fail mode decides, as for anything we
+                    // cannot verify.
+                    decision
+                        .explanation
+                        .push(format!("volume store unavailable: {e}"));
+                    if self.rt.loaded.config.classification.fail_mode
+                        == crate::config::FailMode::Closed
+                    {
+                        decision.apply_admission(&Admission::CapExceeded {
+                            cap: 0,
+                            current: 0,
+                            new_individuals: claim.subjects.len() as u64,
+                        });
+                    }
+                }
+            }
+        }
+        self.finished = Some(report.clone());
+        (decision, report)
+    }
+}
+
+/// The request as sent upstream: origin-form for HTTP/1.1, absolute for HTTP/2, hop-by-hop
+/// headers removed, `Host` set to the upstream's authority, `Via` appended.
+fn upstream_request(
+    parts: &http::request::Parts,
+    target: &Target,
+    protocol: Protocol,
+    body: UpstreamBody,
+) -> Request<UpstreamBody> {
+    let authority = target.authority();
+    let uri: Uri = match protocol {
+        Protocol::Http1 => target.path_and_query.parse(),
+        Protocol::Http2 => format!(
+            "{}://{}{}",
+            target.scheme.as_str(),
+            authority,
+            target.path_and_query
+        )
+        .parse(),
+    }
+    .unwrap_or_else(|_| Uri::from_static("/"));
+    let mut request = Request::new(body);
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = uri;
+    *request.version_mut() = match protocol {
+        Protocol::Http1 => Version::HTTP_11,
+        Protocol::Http2 => Version::HTTP_2,
+    };
+    let mut headers = parts.headers.clone();
+    headers::strip_hop_by_hop(&mut headers);
+    match protocol {
+        Protocol::Http1 => {
+            if let Ok(v) = HeaderValue::from_str(&authority) {
+                headers.insert(header::HOST, v);
+            }
+        }
+        Protocol::Http2 => {
+            headers.remove(header::HOST);
+        }
+    }
+    let via = format!("{} {PROXY_NAME}", via_version(parts.version));
+    if let Ok(v) = HeaderValue::from_str(&via) {
+        headers.append(header::VIA, v);
+    }
+    *request.headers_mut() = headers;
+    request
+}
+
+fn via_version(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_2 => "2",
+        Version::HTTP_10 => "1.0",
+        _ => "1.1",
+    }
+}
+
+fn version_str(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "1.1",
+    }
+}
+
+fn target_error(e: TargetError, request_id: &str) -> Response<ProxyBody> {
+    let (status, code) = match e {
+        TargetError::NotAbsolute | TargetError::NoHost => (StatusCode::BAD_REQUEST, "bad_request"),
+        TargetError::Scheme(_) => (StatusCode::BAD_REQUEST, "unsupported_scheme"),
+        TargetError::NoRoute { .. } => (StatusCode::NOT_FOUND, "no_route"),
+    };
+    respond::error(
+        status,
+        code,
+        "destination_not_found",
+        &e.to_string(),
+        request_id,
+    )
+}
+
+/// Converts the upstream's response for the client: hop-by-hop headers removed, body streamed.
+pub(super) fn client_response(resp: Response<Incoming>) -> Response<ProxyBody> {
+    let (mut parts, body) = resp.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers);
+    parts.version = Version::HTTP_11;
+    Response::from_parts(parts, body.boxed_unsync())
+}

@@ -1,0 +1,338 @@
+//! Connections to upstreams. A connection is keyed by (scheme, host, IP, port): the proxy
+//! connects to exactly the IP that was geolocated, never re-resolving behind the policy's back.
+//! HTTPS upstreams are verified (webpki roots plus an optional CA bundle) and offered ALPN
+//! `h2` and `http/1.1`; HTTP/2 connections are shared, HTTP/1.1 connections are reused once
+//! their previous exchange has finished.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use super::inspect::UpstreamBody;
+
+/// Idle HTTP/1.1 connections kept per key.
+const MAX_IDLE_PER_KEY: usize = 32;
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+}
+
+/// Identity of a pooled connection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PoolKey {
+    pub scheme: Scheme,
+    pub host: String,
+    pub ip: IpAddr,
+    pub port: u16,
+}
+
+/// Why an upstream exchange failed, with its RFC 9209 `Proxy-Status` error type.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct UpstreamError {
+    /// RFC 9209 error type, e.g. `connection_refused`, `tls_certificate_error`.
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl UpstreamError {
+    fn new(kind: &'static str, message: impl Into<String>) -> UpstreamError {
+        UpstreamError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// Errors building the upstream TLS configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamTlsError {
+    #[error(
+        "cannot read upstream CA bundle {path}: {message}; set [upstream] ca_bundle to a PEM file"
+    )]
+    Bundle { path: String, message: String },
+}
+
+/// Which protocol a connection speaks.
+enum Sender {
+    H1(http1::SendRequest<UpstreamBody>),
+    H2(http2::SendRequest<UpstreamBody>),
+}
+
+/// The protocol chosen for an exchange, so the caller can shape the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Http1,
+    Http2,
+}
+
+#[derive(Default)]
+struct Idle {
+    h1: HashMap<PoolKey, Vec<http1::SendRequest<UpstreamBody>>>,
+    h2: HashMap<PoolKey, http2::SendRequest<UpstreamBody>>,
+}
+
+/// Connection pool and connector for all upstreams.
+#[derive(Clone)]
+pub struct UpstreamPool {
+    inner: Arc<PoolInner>,
+}
+
+struct PoolInner {
+    tls: TlsConnector,
+    connect_timeout: Duration,
+    idle: Mutex<Idle>,
+}
+
+impl std::fmt::Debug for UpstreamPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamPool").finish_non_exhaustive()
+    }
+}
+
+/// A checked-out connection, ready for one request.
+pub struct Checkout {
+    key: PoolKey,
+    sender: Sender,
+}
+
+impl Checkout {
+    pub fn protocol(&self) -> Protocol {
+        match self.sender {
+            Sender::H1(_) => Protocol::Http1,
+            Sender::H2(_) => Protocol::Http2,
+        }
+    }
+}
+
+impl UpstreamPool {
+    pub fn new(
+        ca_bundle: Option<&Path>,
+        connect_timeout: Option<Duration>,
+    ) -> Result<UpstreamPool, UpstreamTlsError> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(path) = ca_bundle {
+            let pem = std::fs::read(path).map_err(|e| UpstreamTlsError::Bundle {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            let mut added = 0;
+            for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+                let cert = cert.map_err(|e| UpstreamTlsError::Bundle {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+                roots.add(cert).map_err(|e| UpstreamTlsError::Bundle {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+                added += 1;
+            }
+            if added == 0 {
+                return Err(UpstreamTlsError::Bundle {
+                    path: path.display().to_string(),
+                    message: "no PEM certificates found".into(),
+                });
+            }
+        }
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(UpstreamPool {
+            inner: Arc::new(PoolInner {
+                tls: TlsConnector::from(Arc::new(config)),
+                connect_timeout: connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+                idle: Mutex::new(Idle::default()),
+            }),
+        })
+    }
+
+    /// A connection for `key`: a live idle one, or a new one.
+    pub async fn checkout(&self, key: PoolKey) -> Result<Checkout, UpstreamError> {
+        if let Some(sender) = self.take_idle(&key) {
+            return Ok(Checkout { key, sender });
+        }
+        let sender = self.connect(&key).await?;
+        Ok(Checkout { key, sender })
+    }
+
+    fn take_idle(&self, key: &PoolKey) -> Option<Sender> {
+        let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h2) = idle.h2.get(key) {
+            if h2.is_ready() {
+                return Some(Sender::H2(h2.clone()));
+            }
+            idle.h2.remove(key);
+        }
+        let list = idle.h1.get_mut(key)?;
+        while let Some(h1) = list.pop() {
+            if h1.is_ready() {
+                return Some(Sender::H1(h1));
+            }
+        }
+        None
+    }
+
+    async fn connect(&self, key: &PoolKey) -> Result<Sender, UpstreamError> {
+        let addr = SocketAddr::new(key.ip, key.port);
+        let tcp = match tokio::time::timeout(self.inner.connect_timeout, TcpStream::connect(addr))
+            .await
+        {
+            Err(_) => {
+                return Err(UpstreamError::new(
+                    "connection_timeout",
+                    format!("connecting to {addr} timed out"),
+                ))
+            }
+            Ok(Err(e)) => return Err(connect_error(addr, e)),
+            Ok(Ok(tcp)) => tcp,
+        };
+        let _ = tcp.set_nodelay(true);
+        match key.scheme {
+            Scheme::Http => handshake_h1(TokioIo::new(tcp)).await,
+            Scheme::Https => {
+                let name = ServerName::try_from(key.host.clone()).map_err(|_| {
+                    UpstreamError::new(
+                        "tls_protocol_error",
+                        format!("{:?} is not a valid TLS server name", key.host),
+                    )
+                })?;
+                let tls = self
+                    .inner
+                    .tls
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| tls_error(&key.host, e))?;
+                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                if h2 {
+                    let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                        .await
+                        .map_err(|e| UpstreamError::new("http_protocol_error", e.to_string()))?;
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                    let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+                    idle.h2.insert(key.clone(), sender.clone());
+                    Ok(Sender::H2(sender))
+                } else {
+                    handshake_h1(TokioIo::new(tls)).await
+                }
+            }
+        }
+    }
+
+    /// Sends the request on the checked-out connection and returns the response head.
+    /// HTTP/1.1 connections go back to the pool once the exchange is complete.
+    pub async fn send(
+        &self,
+        checkout: Checkout,
+        request: Request<UpstreamBody>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let Checkout { key, sender } = checkout;
+        match sender {
+            Sender::H2(mut h2) => h2.send_request(request).await.map_err(exchange_error),
+            Sender::H1(mut h1) => {
+                let response = h1.send_request(request).await.map_err(exchange_error)?;
+                let pool = self.clone();
+                tokio::spawn(async move {
+                    // Ready again only after the response body was read to the end.
+                    if h1.ready().await.is_ok() {
+                        let mut idle = pool.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+                        let list = idle.h1.entry(key).or_default();
+                        if list.len() < MAX_IDLE_PER_KEY {
+                            list.push(h1);
+                        }
+                    }
+                });
+                Ok(response)
+            }
+        }
+    }
+}
+
+async fn handshake_h1<T>(io: TokioIo<T>) -> Result<Sender, UpstreamError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, conn) = http1::handshake(io)
+        .await
+        .map_err(|e| UpstreamError::new("http_protocol_error", e.to_string()))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(Sender::H1(sender))
+}
+
+fn connect_error(addr: SocketAddr, e: io::Error) -> UpstreamError {
+    let kind = match e.kind() {
+        io::ErrorKind::ConnectionRefused => "connection_refused",
+        io::ErrorKind::TimedOut => "connection_timeout",
+        _ => "destination_unavailable",
+    };
+    UpstreamError::new(kind, format!("connecting to {addr}: {e}"))
+}
+
+fn tls_error(host: &str, e: io::Error) -> UpstreamError {
+    let is_cert = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|r| {
+            matches!(
+                r,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+            )
+        });
+    let kind = if is_cert {
+        "tls_certificate_error"
+    } else {
+        "tls_protocol_error"
+    };
+    UpstreamError::new(kind, format!("TLS handshake with {host:?} failed: {e}"))
+}
+
+fn exchange_error(e: hyper::Error) -> UpstreamError {
+    let kind = if e.is_canceled() || e.is_closed() || e.is_incomplete_message() {
+        "http_response_incomplete"
+    } else if e.is_body_write_aborted() || e.is_user() {
+        "http_request_error"
+    } else {
+        "http_protocol_error"
+    };
+    UpstreamError::new(kind, e.to_string())
+}
