@@ -191,38 +191,31 @@ async fn run(path: PathBuf, drain: Duration) -> anyhow::Result<()> {
     let loaded = config::load(&path)?;
     let volume = chujing::volume::open_store(&loaded.config.volume)
         .with_context(|| "cannot open the volume store")?;
-    let (proxy, listeners) = proxy::start(loaded, Arc::clone(&volume)).await?;
+    let (proxy, listeners) = proxy::start(loaded, volume).await?;
     for l in &listeners {
         tracing::info!(addr = %l.local_addr(), kind = ?l.config.kind, "listening");
     }
     let reloader = {
         let proxy = Arc::clone(&proxy);
-        let volume = Arc::clone(&volume);
         let path = path.clone();
         tokio::spawn(async move {
-            let mut hup =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-                    Ok(s) => s,
-                    Err(_) => return,
-                };
+            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
             while hup.recv().await.is_some() {
-                match config::load(&path)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|l| Ok(proxy::Runtime::build(l, Arc::clone(&volume))?))
-                {
-                    Ok(runtime) => {
-                        tracing::info!(policy_hash = %runtime.loaded.hash, "configuration reloaded");
-                        proxy.swap_runtime(runtime);
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %format!("{e:#}"), "reload refused; keeping the running configuration")
-                    }
-                }
+                proxy.reload_logged(&path, "sighup");
             }
         })
     };
+    let watcher = tokio::spawn(proxy::reload::watch_files(
+        Arc::clone(&proxy),
+        path.clone(),
+        Duration::from_secs(2),
+    ));
     proxy::serve(proxy, listeners, shutdown_signal(), drain).await;
     reloader.abort();
+    watcher.abort();
     tracing::info!("drained; exiting");
     Ok(())
 }

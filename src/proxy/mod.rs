@@ -6,6 +6,7 @@
 pub mod headers;
 pub mod inspect;
 pub mod pipeline;
+pub mod reload;
 pub mod respond;
 pub mod target;
 pub mod upstream;
@@ -146,6 +147,11 @@ impl Proxy {
     /// Replaces the runtime; requests in flight keep the old one.
     pub fn swap_runtime(&self, runtime: Runtime) {
         self.runtime.store(Arc::new(runtime));
+    }
+
+    /// Records a reload outcome (metrics hook).
+    fn reload_outcome(&self, ok: bool) {
+        let _ = ok;
     }
 
     fn next_request_id(&self) -> String {
