@@ -329,3 +329,361 @@ fn corrupt_databases_are_clear_errors() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Configuration: shipped files and validation with `file:line: message`.
+
+use chujing::config::{self, ConfigError, FailMode, ListenerKind, Mode};
+
+fn manifest(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+#[test]
+fn shipped_default_is_safe_and_complete() {
+    let loaded = config::load(&manifest("config/chujing.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let c = &loaded.config;
+    assert_eq!(c.mode, Mode::Enforce);
+    assert_eq!(c.classification.fail_mode, FailMode::Closed);
+    assert!(c.transfers.is_empty(), "the default approves no transfer");
+    assert!(c.geo.unknown_is_outbound);
+    assert_eq!(c.listeners.len(), 1);
+    assert_eq!(c.listeners[0].bind.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.listeners[0].kind, ListenerKind::Forward);
+    assert_eq!(c.admin.as_ref().unwrap().bind.to_string(), "127.0.0.1:9901");
+    assert_eq!(c.audit.path, Path::new("var/audit.jsonl"));
+    assert_eq!(c.geo.database, Path::new("config/geo/country.mmdb"));
+    assert_eq!(loaded.hash.len(), 16);
+    // Everything it names exists and the database opens. Its paths are relative to the
+    // repository root, which is where cargo runs integration tests (and `chujing run`).
+    let problems = config::check_path(Path::new("config/chujing.toml"));
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn every_example_validates() {
+    let mut n = 0;
+    for entry in std::fs::read_dir(manifest("config/examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        n += 1;
+        let text = std::fs::read_to_string(&path).unwrap();
+        let problems = config::check_all(&text, &path);
+        assert!(problems.is_empty(), "{}: {problems:#?}", path.display());
+        config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert!(n >= 3, "expected the three user-type examples, found {n}");
+}
+
+/// Validates `text` and returns the messages, each `file:line: message`.
+fn problems(text: &str) -> Vec<String> {
+    config::check_all(text, Path::new("test.toml"))
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// Asserts exactly one problem, on `line`, whose message contains every `needle`.
+#[track_caller]
+fn one_problem(text: &str, line: usize, needles: &[&str]) {
+    let got = problems(text);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let want = format!("test.toml:{line}: ");
+    assert!(got[0].starts_with(&want), "want line {line}: {}", got[0]);
+    for n in needles {
+        assert!(got[0].contains(n), "{:?} missing from {}", n, got[0]);
+    }
+    // parse returns the same (first) problem.
+    let e = config::parse(text, Path::new("test.toml")).unwrap_err();
+    assert_eq!(e.to_string(), got[0]);
+}
+
+const TRANSFER_OK: &str = r#"
+[[transfer]]
+id = "A"
+legal_basis = "standard_contract"
+countries = ["US"]
+categories = ["email"]
+"#;
+
+#[test]
+fn minimal_config_is_valid() {
+    assert!(problems("").is_empty());
+    assert!(problems(TRANSFER_OK).is_empty());
+}
+
+#[test]
+fn valid_until_before_valid_from() {
+    let text = format!(
+        "{TRANSFER_OK}{TRANSFER_OK}{}",
+        r#"
+[[transfer]]
+id = "C"
+legal_basis = "certification"
+countries = ["DE"]
+categories = ["email"]
+valid_from = "2026-06-01"
+valid_until = "2026-01-01"
+"#
+    )
+    .replacen("id = \"A\"", "id = \"B\"", 1);
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("valid_until"))
+        .unwrap()
+        + 1;
+    one_problem(
+        &text,
+        line,
+        &["transfer[2]", "valid_until", "before valid_from"],
+    );
+}
+
+#[test]
+fn unknown_legal_basis_is_located_by_serde() {
+    let text = TRANSFER_OK.replace("standard_contract", "standard_contrat");
+    one_problem(
+        &text,
+        4,
+        &["unknown variant", "standard_contrat", "standard_contract"],
+    );
+}
+
+#[test]
+fn unknown_category_names_the_known_ones() {
+    let text = TRANSFER_OK.replace("[\"email\"]", "[\"email\", \"phone\"]");
+    one_problem(
+        &text,
+        6,
+        &["unknown category \"phone\"", "cn_mobile", "[[detector]]"],
+    );
+}
+
+#[test]
+fn custom_detector_category_is_known_to_transfers() {
+    let text = format!(
+        "{}\n[[detector]]\ncategory = \"employee_id\"\nclass = \"personal\"\nregex = 'EMP-[0-9]{{6}}'\n",
+        TRANSFER_OK.replace("[\"email\"]", "[\"employee_id\"]")
+    );
+    assert!(problems(&text).is_empty(), "{:#?}", problems(&text));
+}
+
+#[test]
+fn countries_must_be_two_letters_and_not_cn() {
+    let text = TRANSFER_OK.replace("[\"US\"]", "[\"USA\"]");
+    one_problem(&text, 5, &["\"USA\"", "ISO 3166-1 alpha-2"]);
+    let text = TRANSFER_OK.replace("[\"US\"]", "[\"CN\"]");
+    one_problem(&text, 5, &["mainland", "domestic"]);
+    let text = "[[geo.override]]\ncidr = \"10.0.0.0/8\"\ncountry = \"Hong Kong\"\n";
+    one_problem(text, 3, &["geo.override[0].country", "\"HK\""]);
+}
+
+#[test]
+fn duplicate_transfer_ids() {
+    let text = format!("{TRANSFER_OK}{TRANSFER_OK}");
+    one_problem(&text, 9, &["transfer[1]", "already used by transfer[0]"]);
+}
+
+#[test]
+fn route_upstream_must_be_http_url() {
+    let text = r#"
+[[listener]]
+bind = "127.0.0.1:8081"
+kind = "reverse"
+
+[[route]]
+host = "partner-api.internal"
+upstream = "ftp://files.partner.de"
+"#;
+    one_problem(text, 8, &["route[0].upstream", "http:// or https://"]);
+    assert!(problems(&text.replace("ftp://", "https://")).is_empty());
+    one_problem(
+        &text.replace("ftp://files.partner.de", "api.partner.de"),
+        8,
+        &["route[0].upstream"],
+    );
+}
+
+#[test]
+fn reverse_listener_needs_routes() {
+    let text = "[[listener]]\nbind = \"127.0.0.1:8080\"\nkind = \"forward\"\n\n[[listener]]\nbind = \"127.0.0.1:8081\"\nkind = \"reverse\"\n";
+    one_problem(text, 7, &["listener[1]", "no [[route]]"]);
+}
+
+#[test]
+fn duplicate_binds_including_admin() {
+    let text = "[[listener]]\nbind = \"127.0.0.1:8080\"\nkind = \"forward\"\n\n[[listener]]\nbind = \"127.0.0.1:8080\"\nkind = \"forward\"\n";
+    one_problem(
+        text,
+        6,
+        &["listener[1].bind", "already used by listener[0]"],
+    );
+    let text = "[[listener]]\nbind = \"127.0.0.1:8080\"\nkind = \"forward\"\n\n[admin]\nbind = \"127.0.0.1:8080\"\n";
+    one_problem(text, 6, &["admin.bind", "listener[0]"]);
+}
+
+#[test]
+fn unknown_timezone() {
+    one_problem(
+        "mode = \"enforce\"\ntimezone = \"Asia/Beijing\"\n",
+        2,
+        &["Asia/Beijing", "Asia/Shanghai"],
+    );
+}
+
+#[test]
+fn custom_detector_with_invalid_regex() {
+    let text = "[[detector]]\ncategory = \"employee_id\"\nclass = \"personal\"\nregex = 'EMP-([0-9]{6}'\nmust_match = [\"EMP-123456\"]\n";
+    let got = problems(text);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(
+        got[0].starts_with("test.toml:4: detector[0].regex does not compile"),
+        "{}",
+        got[0]
+    );
+    assert!(!got[0].contains('\n'), "one line: {}", got[0]);
+    // The example value (possibly real PI) is never echoed.
+    assert!(!got[0].contains("EMP-123456"), "{}", got[0]);
+}
+
+#[test]
+fn redis_backend_needs_url() {
+    one_problem(
+        "[volume]\nbackend = \"redis\"\n",
+        2,
+        &["volume.url", "redis://"],
+    );
+    assert!(
+        problems("[volume]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6379/0\"\n").is_empty()
+    );
+    one_problem(
+        "[volume]\nbackend = \"postgres\"\n",
+        2,
+        &["\"postgres\"", "\"redb\""],
+    );
+}
+
+#[test]
+fn enum_typos_and_unknown_fields_carry_the_line() {
+    one_problem(
+        "# c\nmode = \"enforcing\"\n",
+        2,
+        &["unknown variant", "enforce", "monitor"],
+    );
+    one_problem(
+        "[classification]\nfail_mode = \"close\"\n",
+        2,
+        &["unknown variant", "closed"],
+    );
+    one_problem(
+        "[[listener]]\nbind = \"127.0.0.1:8080\"\nkind = \"forward\"\ntls = { cert = \"a.pem\", kye = \"a.key\" }\n",
+        4,
+        &["unknown field", "kye"],
+    );
+    one_problem(
+        "[geo]\ndatabse = \"x.mmdb\"\n",
+        2,
+        &["unknown field", "databse", "fix the spelling"],
+    );
+    one_problem(
+        "[[listener]]\nbind = \"localhost:8080\"\nkind = \"forward\"\n",
+        2,
+        &["socket address"],
+    );
+    one_problem(
+        "[classification]\nmax_inspect_bytes = \"16MB\"\n",
+        2,
+        &["invalid type"],
+    );
+}
+
+#[test]
+fn check_all_reports_every_problem_in_file_order() {
+    let text = r#"timezone = "Mars/Olympus"
+
+[[listener]]
+bind = "127.0.0.1:8081"
+kind = "reverse"
+
+[volume]
+backend = "redis"
+
+[[transfer]]
+id = "A"
+legal_basis = "exemption_small_volume"
+countries = ["XXX"]
+categories = ["nope"]
+allow_sensitive = true
+"#;
+    let got = problems(text);
+    for m in &got {
+        eprintln!("{m}");
+    }
+    let lines: Vec<&str> = got.iter().map(|m| m.split(": ").next().unwrap()).collect();
+    assert_eq!(
+        lines,
+        [
+            "test.toml:1",
+            "test.toml:5",
+            "test.toml:8",
+            "test.toml:13",
+            "test.toml:14",
+            "test.toml:15"
+        ],
+        "{got:#?}"
+    );
+    // parse stops at the first.
+    let e = config::parse(text, Path::new("test.toml")).unwrap_err();
+    assert!(matches!(e, ConfigError::Invalid { .. }));
+}
+
+#[test]
+fn unreadable_file_and_missing_geo_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.toml");
+    let e = config::load(&missing).unwrap_err();
+    assert!(matches!(e, ConfigError::Read { .. }), "{e:?}");
+    assert!(e.to_string().contains("nope.toml"), "{e}");
+
+    let cfg = dir.path().join("c.toml");
+    let db = dir.path().join("missing.mmdb");
+    let text = format!(
+        "mode = \"enforce\"\n\n[geo]\ndatabase = {:?}\n",
+        db.display().to_string()
+    );
+    std::fs::write(&cfg, &text).unwrap();
+    // The text itself is valid; the file it names is not there.
+    assert!(config::load(&cfg).is_ok());
+    let got: Vec<String> = config::check_path(&cfg)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(
+        got[0].starts_with(&format!("{}:4: cannot open geo database", cfg.display())),
+        "{}",
+        got[0]
+    );
+    assert!(got[0].contains("missing.mmdb"), "{}", got[0]);
+}
+
+#[test]
+fn secrets_are_not_echoed() {
+    let got = problems("[classification]\nhash_key = \"s3cr3t-not-hex\"\n");
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(got[0].starts_with("test.toml:2:"), "{}", got[0]);
+    assert!(!got[0].contains("s3cr3t"), "{}", got[0]);
+    let got = problems("[volume]\nbackend = \"redis\"\nurl = \"http://:hunter2@redis:6379\"\n");
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(!got[0].contains("hunter2"), "{}", got[0]);
+}
+
+#[test]
+fn override_host_bits_and_duplicates() {
+    let text = "[[geo.override]]\ncidr = \"10.1.2.3/8\"\ncountry = \"DE\"\n";
+    one_problem(text, 2, &["host bits", "10.0.0.0/8"]);
+    let text = "[[geo.override]]\ncidr = \"10.0.0.0/8\"\ncountry = \"DE\"\n\n[[geo.override]]\ncidr = \"10.0.0.0/8\"\ncountry = \"US\"\n";
+    one_problem(text, 6, &["repeats geo.override[0]"]);
+}
