@@ -97,8 +97,17 @@ fn build_fixtures() -> Vec<(&'static str, Vec<u8>)> {
     ipl.insert("2001:db8::/32", &iplocation("SG"));
     ipl.insert("2001:db8:cafe::/48", &iplocation("HK"));
 
+    let mut v4 = MmdbWriter::new_ipv4(
+        "country ipv4",
+        "chujing test fixture, ip-location-db schema, IPv4 only",
+        1_767_225_600,
+    );
+    v4.insert("114.114.114.0/24", &iplocation("CN"));
+    v4.insert("8.8.8.0/24", &iplocation("US"));
+
     vec![
         ("maxmind-country.mmdb", mm.finish()),
+        ("iplocation-country-ipv4.mmdb", v4.finish()),
         ("maxmind-city.mmdb", city.finish()),
         ("iplocation-country.mmdb", ipl.finish()),
     ]
@@ -190,6 +199,17 @@ fn iplocation_schema_country_code() {
     assert_eq!(cc(&db, "2001:db8:cafe::1").as_deref(), Some("HK"));
     assert_eq!(cc(&db, "::ffff:114.114.114.114").as_deref(), Some("CN"));
     assert_eq!(cc(&db, "1.1.1.1"), None);
+}
+
+#[test]
+fn ipv4_only_database() {
+    let db = open("iplocation-country-ipv4.mmdb", &[("2001:db8::/32", "DE")]);
+    assert_eq!(cc(&db, "114.114.114.114").as_deref(), Some("CN"));
+    assert_eq!(cc(&db, "::ffff:8.8.8.8").as_deref(), Some("US"));
+    assert_eq!(cc(&db, "9.9.9.9"), None);
+    // IPv6 cannot be in an IPv4-only file: unknown, unless an override knows.
+    assert_eq!(cc(&db, "2400:3200::1"), None);
+    assert_eq!(cc(&db, "2001:db8::1").as_deref(), Some("DE"));
 }
 
 #[test]
