@@ -169,14 +169,14 @@ fn check_listeners(c: &Config, p: &mut Problems<'_>) {
     }
 }
 
-/// A host name as written in configuration: letters, digits, `-`, `.`, optionally one
-/// leading `*.` for globs. Rejects URLs, ports and paths pasted by mistake.
+/// A host name as written in configuration: letters, digits, `-`, `_`, `.`; with `glob`,
+/// also `*` and `?` wildcards (`*.vendor.com`, `api-?.vendor.com`, `*`). Rejects URLs, ports
+/// and paths pasted by mistake, which would otherwise silently never match.
 fn host_ok(h: &str, glob: bool) -> bool {
-    let h = if glob {
-        h.strip_prefix("*.").unwrap_or(h)
-    } else {
-        h
-    };
+    if glob && h == "*" {
+        return true;
+    }
+    let wild = |b: u8| glob && (b == b'*' || b == b'?');
     !h.is_empty()
         && h.len() <= 253
         && h.split('.').all(|label| {
@@ -184,7 +184,7 @@ fn host_ok(h: &str, glob: bool) -> bool {
                 && label.len() <= 63
                 && label
                     .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || wild(b))
         })
 }
 
@@ -726,4 +726,52 @@ pub fn check_files(config: &Config, text: &str, path: &Path) -> Vec<ConfigError>
         );
     }
     p.out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = r#"mode = "enforce"
+
+[[listener]]
+bind = "127.0.0.1:8080"
+kind = "forward"
+tls = { cert = "a.pem", key = "a.key" }
+
+[resolve]
+"api.partner.de" = ["192.0.2.1"]
+
+[[transfer]]
+id = "A"
+countries = [
+  "US",
+  "DE",
+]
+"#;
+
+    #[test]
+    fn locator_finds_keys_inline_tables_arrays_and_quoted_keys() {
+        let l = Locator::new(DOC);
+        assert_eq!(l.line(&[K("mode")]), 1);
+        assert_eq!(l.line(&[K("listener"), I(0), K("kind")]), 5);
+        assert_eq!(l.line(&[K("listener"), I(0), K("tls"), K("key")]), 6);
+        assert_eq!(l.line(&[K("resolve"), K("api.partner.de")]), 9);
+        assert_eq!(l.line(&[K("transfer"), I(0), K("countries"), I(1)]), 15);
+        // Absent parts fall back to the deepest part that exists.
+        assert_eq!(l.line(&[K("transfer"), I(0), K("valid_until")]), 11);
+        assert_eq!(l.line(&[K("volume"), K("url")]), 1);
+    }
+
+    #[test]
+    fn host_names_and_globs() {
+        assert!(host_ok("api.partner.de", false));
+        assert!(!host_ok("*.partner.de", false));
+        assert!(host_ok("*.partner.de", true));
+        assert!(host_ok("api-?.partner.de", true));
+        assert!(host_ok("*", true));
+        for bad in ["", "https://x.de", "x.de:443", "x.de/path", "a..b", "x .de"] {
+            assert!(!host_ok(bad, true), "{bad:?}");
+        }
+    }
 }
