@@ -2,8 +2,10 @@
 //! `file:line: message` with the fix. The schema is fixed by `shared/design/policy.md`.
 
 pub mod model;
+mod validate;
 
 pub use model::*;
+pub use validate::{check_files, validate};
 
 use std::path::{Path, PathBuf};
 
@@ -33,10 +35,7 @@ pub enum ConfigError {
 
 /// Reads, parses and validates the configuration file at `path`.
 pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })?;
+    let text = read(path)?;
     let config = parse(&text, path)?;
     Ok(LoadedConfig {
         config,
@@ -45,14 +44,82 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
     })
 }
 
-/// Parses and validates configuration text; `path` is used in messages only.
-pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-    let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
         path: path.display().to_string(),
-        line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
-        message: e.message().to_string(),
-    })?;
-    Ok(config)
+        message: e.to_string(),
+    })
+}
+
+/// Parses and validates configuration text; `path` is used in messages only. Returns the
+/// first problem; [`check_all`] returns every one.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let config = deserialize(text, path)?;
+    match validate(&config, text, path).into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(config),
+    }
+}
+
+/// Every problem in configuration text, in file order: a syntax or type error (serde stops
+/// at the first), or else every semantic problem. Empty means valid. Used by `chujing check`.
+pub fn check_all(text: &str, path: &Path) -> Vec<ConfigError> {
+    match deserialize(text, path) {
+        Err(e) => vec![e],
+        Ok(config) => {
+            let mut all = validate(&config, text, path);
+            all.sort_by_key(|e| match e {
+                ConfigError::Invalid { line, .. } => *line,
+                ConfigError::Read { .. } => 0,
+            });
+            all
+        }
+    }
+}
+
+/// Everything `chujing check --config PATH` reports: the file is read, every problem in it
+/// ([`check_all`]), and, if it is otherwise valid, the files it names ([`check_files`]: the
+/// geo database opened for real, TLS and CA files). Empty means `run` can start.
+pub fn check_path(path: &Path) -> Vec<ConfigError> {
+    let text = match read(path) {
+        Ok(t) => t,
+        Err(e) => return vec![e],
+    };
+    let problems = check_all(&text, path);
+    if !problems.is_empty() {
+        return problems;
+    }
+    match deserialize(&text, path) {
+        Ok(config) => check_files(&config, &text, path),
+        Err(e) => vec![e],
+    }
+}
+
+/// serde's view: syntax, unknown fields, wrong types, enum typos; located by toml's span.
+fn deserialize(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let message = e.message().trim_end().replace('\n', " ");
+        ConfigError::Invalid {
+            path: path.display().to_string(),
+            line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
+            message: format!("{message}{}", serde_hint(&message)),
+        }
+    })
+}
+
+/// The fix for serde's most common complaints, which name the problem but not the cure.
+fn serde_hint(message: &str) -> &'static str {
+    if message.starts_with("unknown field") {
+        "; remove it or fix the spelling (the schema is documented in config/chujing.toml)"
+    } else if message.starts_with("unknown variant") {
+        "; use one of the listed values"
+    } else if message.starts_with("missing field") {
+        "; add it to this table"
+    } else if message.starts_with("invalid type") {
+        "; check the quoting and type of the value"
+    } else {
+        ""
+    }
 }
 
 /// 1-based line number of byte offset `offset` in `text`.
