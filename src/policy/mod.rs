@@ -3,15 +3,21 @@
 //!
 //! INTERFACE CONTRACT: public items keep their names and signatures; internals may change.
 
-use std::fmt;
+mod transfer;
 
-use chrono::{DateTime, Utc};
+use std::fmt;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::classify::ScanReport;
-use crate::config::{Config, Mode};
-use crate::geo::Destination;
+use crate::config::{Config, FailMode, LegalBasis, Mode};
+use crate::geo::{Destination, Region};
 use crate::volume::{Admission, VolumeClaim};
+
+use transfer::{CompiledTransfer, Validity};
 
 /// What the policy says should happen to the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -104,8 +110,38 @@ pub struct Decision {
 
 impl Decision {
     /// Folds the volume store's answer into the decision (`volume_cap_exceeded` on refusal).
+    ///
+    /// Only a decision that carries a [`VolumeClaim`] and allows the request can be turned
+    /// into a block: a block already decided stays what it is (first rule that applies wins).
     pub fn apply_admission(&mut self, admission: &Admission) {
-        let _ = admission;
+        let Some(claim) = &self.volume_claim else {
+            return;
+        };
+        match *admission {
+            Admission::Admitted {
+                new_individuals,
+                total,
+            } => {
+                self.explanation.push(format!(
+                    "volume: {new_individuals} new individual(s) counted against {} for {}; {total} this year",
+                    claim.transfer, claim.year
+                ));
+            }
+            Admission::CapExceeded {
+                cap,
+                current,
+                new_individuals,
+            } => {
+                self.explanation.push(format!(
+                    "volume: {new_individuals} new individual(s) would exceed the cap of {cap} for {} in {} ({current} already counted)",
+                    claim.transfer, claim.year
+                ));
+                if self.action == Action::Allow {
+                    self.action = Action::Block;
+                    self.reason = Reason::VolumeCapExceeded;
+                }
+            }
+        }
     }
 }
 
@@ -129,31 +165,387 @@ pub enum PolicyError {
 #[derive(Debug)]
 pub struct Policy {
     mode: Mode,
+    tz: Tz,
+    unknown_is_outbound: bool,
+    fail_mode: FailMode,
+    transfers: Vec<CompiledTransfer>,
+}
+
+/// The outcome of matching the `[[transfer]]` records against a request that carries PI.
+struct TransferOutcome {
+    action: Action,
+    reason: Reason,
+    transfer: Option<usize>,
 }
 
 impl Policy {
     pub fn from_config(config: &Config) -> Result<Policy, PolicyError> {
-        Ok(Policy { mode: config.mode })
+        let tz: Tz = config
+            .timezone
+            .parse()
+            .map_err(|_| PolicyError::TimeZone(config.timezone.clone()))?;
+        let mut transfers = Vec::with_capacity(config.transfers.len());
+        for t in &config.transfers {
+            let compiled = CompiledTransfer::compile(t)?;
+            // Volumes are counted per transfer id: two records with one id would share caps.
+            if transfers
+                .iter()
+                .any(|c: &CompiledTransfer| c.id == compiled.id)
+            {
+                return Err(PolicyError::Transfer {
+                    id: t.id.clone(),
+                    message: "duplicate id; every [[transfer]] needs its own id".into(),
+                });
+            }
+            transfers.push(compiled);
+        }
+        Ok(Policy {
+            mode: config.mode,
+            tz,
+            unknown_is_outbound: config.geo.unknown_is_outbound,
+            fail_mode: config.classification.fail_mode,
+            transfers,
+        })
     }
 
     pub fn mode(&self) -> Mode {
         self.mode
     }
 
+    /// The time zone whose dates and calendar year the policy uses.
+    pub fn timezone(&self) -> Tz {
+        self.tz
+    }
+
     /// The time zone's local date at `at` (for validity dates and `minor` ages).
     pub fn local_date(&self, at: DateTime<Utc>) -> chrono::NaiveDate {
-        at.date_naive()
+        at.with_timezone(&self.tz).date_naive()
+    }
+
+    /// Calendar year in the policy's time zone: volumes count "since 1 January" local time.
+    pub fn local_year(&self, at: DateTime<Utc>) -> i32 {
+        self.local_date(at).year()
+    }
+
+    /// Per-year caps of a transfer (`max_individuals_per_year`,
+    /// `max_sensitive_individuals_per_year`), or `None` for an unknown id. For `report`.
+    pub fn transfer_caps(&self, id: &str) -> Option<(Option<u64>, Option<u64>)> {
+        self.transfers
+            .iter()
+            .find(|t| t.id == id)
+            .map(|t| (t.max_individuals, t.max_sensitive_individuals))
     }
 
     /// Runs the decision table. Pure and cheap; never touches the volume store.
     pub fn decide(&self, input: &DecisionInput<'_>) -> Decision {
-        let _ = input;
+        let dest = input.destination;
+        let report = input.report;
+        let mut explanation = Vec::with_capacity(8);
+
+        // Row `domestic`. Only ISO `CN` is the mainland; HK, MO and TW are outbound (PIPL
+        // Art. 38 speaks of "outside the territory", which the CAC reads as the mainland).
+        let region = Region::of_country(dest.country);
+        match region {
+            Region::Mainland => {
+                explanation.push(format!(
+                    "destination {} ({}) is in CN: mainland, domestic",
+                    dest.host, dest.ip
+                ));
+                return Decision::new(Action::Allow, Reason::Domestic, None, explanation);
+            }
+            Region::Unknown if !self.unknown_is_outbound => {
+                explanation.push(format!(
+                    "destination {} ({}) has no known country; geo.unknown_is_outbound = false: treated as domestic",
+                    dest.host, dest.ip
+                ));
+                return Decision::new(Action::Allow, Reason::Domestic, None, explanation);
+            }
+            Region::Unknown => explanation.push(format!(
+                "destination {} ({}) has no known country; geo.unknown_is_outbound = true: treated as outbound",
+                dest.host, dest.ip
+            )),
+            _ => explanation.push(format!(
+                "destination {} ({}) is in {} ({}): outside the mainland",
+                dest.host,
+                dest.ip,
+                dest.country.map(|c| c.to_string()).unwrap_or_default(),
+                region.as_str()
+            )),
+        }
+
+        let has_pi = report.has_personal_info();
+        let sensitive = report.has_sensitive();
+        explanation.push(findings_line(report, sensitive));
+
+        // Row `uninspectable`. Fail-closed blocks outright. Fail-open forwards what could not
+        // be read, but PI already found in the part that was read is still judged below — a
+        // block there wins, so fail-open never launders a visible violation.
+        let mut fail_open_uninspectable = false;
+        if let Some(why) = &report.uninspectable {
+            match self.fail_mode {
+                FailMode::Closed => {
+                    explanation.push(format!(
+                        "body not fully inspected ({}); classification.fail_mode = \"closed\": block",
+                        why.code()
+                    ));
+                    return Decision::new(Action::Block, Reason::Uninspectable, None, explanation);
+                }
+                FailMode::Open => {
+                    explanation.push(format!(
+                        "body not fully inspected ({}); classification.fail_mode = \"open\": forwarded unless the inspected part is refused",
+                        why.code()
+                    ));
+                    if !has_pi {
+                        return Decision::new(
+                            Action::Allow,
+                            Reason::Uninspectable,
+                            None,
+                            explanation,
+                        );
+                    }
+                    fail_open_uninspectable = true;
+                }
+            }
+        } else if !has_pi {
+            // Row `no_personal_info` (also for an unknown country: nothing to protect).
+            return Decision::new(Action::Allow, Reason::NoPersonalInfo, None, explanation);
+        }
+
+        // Row `unknown_geography`: PI to a place we cannot name cannot match any transfer
+        // record (records list countries), so it is refused with its own reason.
+        if region == Region::Unknown {
+            explanation.push("personal information to an unknown country: block".to_string());
+            return Decision::new(Action::Block, Reason::UnknownGeography, None, explanation);
+        }
+
+        let today = self.local_date(input.at);
+        let outcome = self.match_transfers(dest, report, sensitive, today, &mut explanation);
+        let transfer = outcome.transfer.map(|i| &self.transfers[i]);
+        let mut decision = Decision::new(
+            outcome.action,
+            outcome.reason,
+            transfer.map(|t| t.id.clone()),
+            explanation,
+        );
+        if outcome.reason == Reason::ApprovedTransfer {
+            let t = transfer.expect("an approval names its transfer");
+            if !report.subjects.is_empty() {
+                let year = today.year();
+                decision.explanation.push(format!(
+                    "{} individual(s) to count against {} for {year}",
+                    report.subjects.len(),
+                    t.id
+                ));
+                decision.volume_claim = Some(VolumeClaim {
+                    transfer: t.id.clone(),
+                    year,
+                    subjects: report.subjects.clone(),
+                    max_individuals: t.max_individuals,
+                    max_sensitive_individuals: t.max_sensitive_individuals,
+                });
+            }
+            if fail_open_uninspectable {
+                // First row that applies wins: the request is forwarded because of fail-open,
+                // but the individuals seen in the inspected part are still counted.
+                decision.reason = Reason::Uninspectable;
+            }
+        }
+        decision
+    }
+
+    /// Rows `no_approved_transfer` … `approved_transfer`, in one pass over the transfers and
+    /// without allocating (the engine runs again after every chunk that changes findings).
+    fn match_transfers(
+        &self,
+        dest: &Destination,
+        report: &ScanReport,
+        sensitive: bool,
+        today: NaiveDate,
+        explanation: &mut Vec<String>,
+    ) -> TransferOutcome {
+        let mut candidates = 0usize;
+        let mut valid = 0usize;
+        let mut closest_invalid: Option<(usize, Validity)> = None;
+        // Valid candidate lacking the fewest categories (the closest refusal).
+        let mut closest_category: Option<(usize, usize)> = None;
+        // Valid candidate covering every category but refusing sensitive PI.
+        let mut first_sensitive_refusal: Option<usize> = None;
+        let mut approved: Option<usize> = None;
+
+        for (i, t) in self.transfers.iter().enumerate() {
+            if !t.matches_destination(dest) {
+                continue;
+            }
+            candidates += 1;
+            let validity = t.validity(today);
+            if validity != Validity::Valid {
+                if closest_invalid.map_or(true, |(_, v)| validity.distance() < v.distance()) {
+                    closest_invalid = Some((i, validity));
+                }
+                continue;
+            }
+            valid += 1;
+            let missing = report
+                .findings
+                .iter()
+                .filter(|f| !t.allows_category(f.category.as_str()))
+                .count();
+            if missing > 0 {
+                if closest_category.map_or(true, |(_, m)| missing < m) {
+                    closest_category = Some((i, missing));
+                }
+                continue;
+            }
+            if sensitive && !t.allow_sensitive {
+                first_sensitive_refusal.get_or_insert(i);
+                continue;
+            }
+            approved = Some(i);
+            break;
+        }
+
+        if candidates == 0 {
+            explanation.push(format!(
+                "no [[transfer]] covers country {} host {} ip {}: block",
+                dest.country.map(|c| c.to_string()).unwrap_or_default(),
+                dest.host,
+                dest.ip
+            ));
+            return TransferOutcome {
+                action: Action::Block,
+                reason: Reason::NoApprovedTransfer,
+                transfer: None,
+            };
+        }
+        explanation.push(format!(
+            "{candidates} transfer(s) match the destination; {valid} valid on {today} ({})",
+            self.tz.name()
+        ));
+        if valid == 0 {
+            let (i, validity) = closest_invalid.expect("a candidate exists and none is valid");
+            let t = &self.transfers[i];
+            let reason = match validity {
+                Validity::NotYet(days) => {
+                    explanation.push(format!(
+                        "closest transfer {} becomes valid in {days} day(s): block",
+                        t.id
+                    ));
+                    Reason::TransferNotYetValid
+                }
+                _ => {
+                    explanation.push(format!(
+                        "closest transfer {} expired {} day(s) ago: block",
+                        t.id,
+                        validity.distance()
+                    ));
+                    Reason::TransferExpired
+                }
+            };
+            return TransferOutcome {
+                action: Action::Block,
+                reason,
+                transfer: Some(i),
+            };
+        }
+        if let Some(i) = approved {
+            let t = &self.transfers[i];
+            explanation.push(format!(
+                "transfer {} ({}) covers every category found{}: allow",
+                t.id,
+                legal_basis_str(t.legal_basis),
+                if sensitive {
+                    " and allows sensitive PI"
+                } else {
+                    ""
+                }
+            ));
+            return TransferOutcome {
+                action: Action::Allow,
+                reason: Reason::ApprovedTransfer,
+                transfer: Some(i),
+            };
+        }
+        if let Some(i) = first_sensitive_refusal {
+            explanation.push(format!(
+                "transfer {} covers every category found but allow_sensitive = false and sensitive PI was found: block",
+                self.transfers[i].id
+            ));
+            return TransferOutcome {
+                action: Action::Block,
+                reason: Reason::SensitiveNotApproved,
+                transfer: Some(i),
+            };
+        }
+        let (i, _) = closest_category.expect("a valid candidate that was not approved");
+        let t = &self.transfers[i];
+        let mut line = format!("closest transfer {} does not list:", t.id);
+        for f in report
+            .findings
+            .iter()
+            .filter(|f| !t.allows_category(f.category.as_str()))
+        {
+            line.push(' ');
+            line.push_str(f.category.as_str());
+        }
+        line.push_str(": block");
+        explanation.push(line);
+        TransferOutcome {
+            action: Action::Block,
+            reason: Reason::CategoryNotApproved,
+            transfer: Some(i),
+        }
+    }
+}
+
+impl Decision {
+    fn new(
+        action: Action,
+        reason: Reason,
+        transfer: Option<String>,
+        explanation: Vec<String>,
+    ) -> Decision {
         Decision {
-            action: Action::Allow,
-            reason: Reason::NoPersonalInfo,
-            transfer: None,
-            explanation: Vec::new(),
+            action,
+            reason,
+            transfer,
+            explanation,
             volume_claim: None,
         }
     }
 }
+
+/// "found: cn_mobile×3, email×1; sensitive: no; 4 individual(s)" — categories and counts only.
+fn findings_line(report: &ScanReport, sensitive: bool) -> String {
+    if report.findings.is_empty() {
+        return "no personal information found".to_string();
+    }
+    let mut line = String::from("found:");
+    for (n, f) in report.findings.iter().enumerate() {
+        if n > 0 {
+            line.push(',');
+        }
+        let _ = write!(line, " {}×{}", f.category, f.count);
+    }
+    let _ = write!(
+        line,
+        "; sensitive: {}; {} individual(s)",
+        if sensitive { "yes" } else { "no" },
+        report.subjects.len()
+    );
+    line
+}
+
+fn legal_basis_str(basis: LegalBasis) -> &'static str {
+    match basis {
+        LegalBasis::SecurityAssessment => "security_assessment",
+        LegalBasis::StandardContract => "standard_contract",
+        LegalBasis::Certification => "certification",
+        LegalBasis::ExemptionContract => "exemption_contract",
+        LegalBasis::ExemptionHr => "exemption_hr",
+        LegalBasis::ExemptionEmergency => "exemption_emergency",
+        LegalBasis::ExemptionSmallVolume => "exemption_small_volume",
+    }
+}
+
+#[cfg(test)]
+mod tests;
