@@ -7,6 +7,7 @@
 //! INTERFACE CONTRACT (used by policy, proxy, audit, CLI): the public items below keep their
 //! names and signatures; internals are free to change.
 
+mod decode;
 mod normalize;
 mod record;
 mod scan;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, CustomDetectorConfig};
 
+use decode::{Decoding, Stop};
 use normalize::{Mode, Normalizer};
 use record::{CategoryAcc, Recorder};
 use scan::Window;
@@ -312,16 +314,25 @@ impl Classifier {
             Some(ct) if ct.to_ascii_lowercase().contains("x-www-form-urlencoded") => Mode::Form,
             _ => Mode::Text,
         };
+        let (decoding, uninspectable) = match ctx.content_encoding.as_deref() {
+            None => (None, None),
+            Some(v) => match Decoding::from_header(v, self.options.max_decompression_ratio) {
+                Ok(d) => (d, None),
+                Err(u) => (None, Some(u)),
+            },
+        };
+        let version = u64::from(uninspectable.is_some());
         BodyScanner {
             classifier: Arc::clone(self),
+            decoding,
             rec: Recorder::new(self.detectors.accumulators(), self.options.hash_key),
             norm: Normalizer::new(mode),
             win: Window::new(),
             frag: None,
             ctx,
             bytes: 0,
-            uninspectable: None,
-            version: 0,
+            uninspectable,
+            version,
         }
     }
 
@@ -339,6 +350,8 @@ pub struct BodyScanner {
     classifier: Arc<Classifier>,
     ctx: ScanContext,
     rec: Recorder,
+    /// Content-Encoding decoders, if the body is encoded.
+    decoding: Option<Decoding>,
     norm: Normalizer,
     win: Window,
     /// Window for URL/header fragments, allocated on first use and reused.
@@ -355,7 +368,34 @@ impl BodyScanner {
         if self.uninspectable.is_some() {
             return;
         }
-        self.ingest(chunk);
+        match self.decoding.take() {
+            None => self.ingest(chunk),
+            Some(mut d) => {
+                let r = d.feed(chunk, &mut |b: &[u8]| self.ingest_checked(b));
+                self.decoding = Some(d);
+                self.decode_result(r);
+            }
+        }
+    }
+
+    /// `ingest` for the decoder's sink: stops the decoder once the body is uninspectable.
+    fn ingest_checked(&mut self, b: &[u8]) -> Result<(), Stop> {
+        self.ingest(b);
+        if self.uninspectable.is_some() {
+            Err(Stop::Consumer)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn decode_result(&mut self, r: Result<(), Stop>) {
+        if let Err(Stop::Uninspectable(u)) = r {
+            self.mark_uninspectable(u);
+        }
+        if self.uninspectable.is_some() {
+            // Free the decoder state (brotli windows can be large); nothing more is read.
+            self.decoding = None;
+        }
     }
 
     /// Decoded body bytes: enforce the inspection limit, normalize and scan.
@@ -439,6 +479,12 @@ impl BodyScanner {
 
     /// End of payload: flush any carried tail and produce the final report.
     pub fn finish(mut self) -> ScanReport {
+        if self.uninspectable.is_none() {
+            if let Some(mut d) = self.decoding.take() {
+                let r = d.finish(&mut |b: &[u8]| self.ingest_checked(b));
+                self.decode_result(r);
+            }
+        }
         let det = &self.classifier.detectors;
         self.norm.finish(&mut self.win.buf);
         self.win.pass(det, self.ctx.today, &mut self.rec, true);

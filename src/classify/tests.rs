@@ -340,3 +340,46 @@ proptest! {
         let _ = scan_with(options(), Some("application/x-www-form-urlencoded"), &bytes);
     }
 }
+
+#[test]
+fn content_encodings() {
+    use std::io::Write;
+    let body = sample_payload();
+    let whole = scan(&body);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(body.as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    let mut br = Vec::new();
+    {
+        let mut w = brotli::CompressorWriter::new(&mut br, 4096, 9, 22);
+        w.write_all(body.as_bytes()).unwrap();
+    }
+    let c = Arc::new(Classifier::new(options()).unwrap());
+    for (enc, data) in [("gzip", &gz), ("br", &br)] {
+        for cut in 0..data.len() {
+            let mut s = c.scanner(ctx(None, Some(enc)));
+            s.feed(&data[..cut]);
+            s.feed(&data[cut..]);
+            let r = s.finish();
+            assert_eq!(r.findings, whole.findings, "{enc} cut {cut}");
+            assert_eq!(r.bytes, body.len() as u64);
+        }
+    }
+    let r = c.scan_bytes(ctx(None, Some("compress")), b"x");
+    assert_eq!(
+        r.uninspectable.as_ref().map(|u| u.code()),
+        Some("unsupported_encoding")
+    );
+    let r = c.scan_bytes(ctx(None, Some("gzip")), b"garbage!");
+    assert_eq!(
+        r.uninspectable.as_ref().map(|u| u.code()),
+        Some("corrupt_encoding")
+    );
+    let zeros = vec![b'0'; 4 * 1024 * 1024];
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&zeros).unwrap();
+    let gz = gz.finish().unwrap();
+    let r = c.scan_bytes(ctx(None, Some("gzip")), &gz);
+    assert_eq!(r.uninspectable, Some(Uninspectable::DecompressionBomb));
+    assert!(r.bytes <= 2 * 1024 * 1024);
+}
