@@ -7,6 +7,12 @@
 //! INTERFACE CONTRACT (used by policy, proxy, audit, CLI): the public items below keep their
 //! names and signatures; internals are free to change.
 
+mod decode;
+mod normalize;
+mod record;
+mod scan;
+pub mod validate;
+
 use std::fmt;
 use std::sync::Arc;
 
@@ -14,6 +20,30 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, CustomDetectorConfig};
+
+use decode::{Decoding, Stop};
+use normalize::{Mode, Normalizer};
+use record::{CategoryAcc, Recorder};
+use scan::Window;
+
+/// Index of each built-in category in [`Category::BUILTIN`] (and in a scanner's accumulators;
+/// custom detectors follow).
+#[allow(dead_code)] // categories of later detectors are wired as they land
+pub(crate) mod cat {
+    pub const RESIDENT_ID: usize = 0;
+    pub const MINOR: usize = 1;
+    pub const MOBILE: usize = 2;
+    pub const BANK_CARD: usize = 3;
+    pub const PASSPORT: usize = 4;
+    pub const PERMIT: usize = 5;
+    pub const HK_ID: usize = 6;
+    pub const TW_ID: usize = 7;
+    pub const EMAIL: usize = 8;
+    pub const PERSON_NAME: usize = 9;
+    pub const ADDRESS: usize = 10;
+    pub const LOCATION: usize = 11;
+    pub const HEALTH: usize = 12;
+}
 
 /// PIPL class of a category (Art. 28: sensitive personal information).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -214,15 +244,64 @@ pub struct ScanContext {
     pub today: NaiveDate,
 }
 
+/// Compiled detectors: categories with their class, in accumulator order.
+#[derive(Debug)]
+pub(crate) struct Detectors {
+    categories: Vec<Category>,
+    classes: Vec<DataClass>,
+}
+
+impl Detectors {
+    fn new(options: &ClassifierOptions) -> Detectors {
+        let categories: Vec<Category> =
+            Category::BUILTIN.iter().map(|c| Category::new(c)).collect();
+        let classes = Category::BUILTIN
+            .iter()
+            .map(|&c| match c {
+                Category::CN_RESIDENT_ID if !options.id_number_is_sensitive => DataClass::Personal,
+                Category::CN_MOBILE
+                | Category::EMAIL
+                | Category::PERSON_NAME
+                | Category::CN_ADDRESS => DataClass::Personal,
+                _ => DataClass::Sensitive,
+            })
+            .collect();
+        Detectors {
+            categories,
+            classes,
+        }
+    }
+
+    /// Whether category `cat` (accumulator index) is sensitive PI.
+    pub(crate) fn sensitive(&self, cat: usize) -> bool {
+        self.classes[cat] == DataClass::Sensitive
+    }
+
+    fn accumulators(&self) -> Vec<CategoryAcc> {
+        self.categories
+            .iter()
+            .zip(&self.classes)
+            .map(|(c, &class)| CategoryAcc {
+                category: c.clone(),
+                class,
+                count: 0,
+                samples: Vec::new(),
+            })
+            .collect()
+    }
+}
+
 /// Compiled detectors; build once, share with `Arc`.
 #[derive(Debug)]
 pub struct Classifier {
     options: ClassifierOptions,
+    detectors: Detectors,
 }
 
 impl Classifier {
     pub fn new(options: ClassifierOptions) -> Result<Classifier, ClassifyError> {
-        Ok(Classifier { options })
+        let detectors = Detectors::new(&options);
+        Ok(Classifier { options, detectors })
     }
 
     pub fn options(&self) -> &ClassifierOptions {
@@ -231,11 +310,29 @@ impl Classifier {
 
     /// A streaming scanner for one payload.
     pub fn scanner(self: &Arc<Self>, ctx: ScanContext) -> BodyScanner {
+        let mode = match &ctx.content_type {
+            Some(ct) if ct.to_ascii_lowercase().contains("x-www-form-urlencoded") => Mode::Form,
+            _ => Mode::Text,
+        };
+        let (decoding, uninspectable) = match ctx.content_encoding.as_deref() {
+            None => (None, None),
+            Some(v) => match Decoding::from_header(v, self.options.max_decompression_ratio) {
+                Ok(d) => (d, None),
+                Err(u) => (None, Some(u)),
+            },
+        };
+        let version = u64::from(uninspectable.is_some());
         BodyScanner {
             classifier: Arc::clone(self),
+            decoding,
+            rec: Recorder::new(self.detectors.accumulators(), self.options.hash_key),
+            norm: Normalizer::new(mode),
+            win: Window::new(),
+            frag: None,
             ctx,
-            report: ScanReport::default(),
-            version: 0,
+            bytes: 0,
+            uninspectable,
+            version,
         }
     }
 
@@ -250,41 +347,121 @@ impl Classifier {
 /// Streaming scanner for one payload. Constant memory; values split between chunks are found.
 #[derive(Debug)]
 pub struct BodyScanner {
-    #[allow(dead_code)]
     classifier: Arc<Classifier>,
-    #[allow(dead_code)]
     ctx: ScanContext,
-    report: ScanReport,
+    rec: Recorder,
+    /// Content-Encoding decoders, if the body is encoded.
+    decoding: Option<Decoding>,
+    norm: Normalizer,
+    win: Window,
+    /// Window for URL/header fragments, allocated on first use and reused.
+    frag: Option<Window>,
+    bytes: u64,
+    uninspectable: Option<Uninspectable>,
+    /// Version bumps not tracked by the recorder (uninspectable).
     version: u64,
 }
 
 impl BodyScanner {
     /// Feed the next chunk of the (possibly content-encoded) body.
     pub fn feed(&mut self, chunk: &[u8]) {
-        self.report.bytes += chunk.len() as u64;
+        if self.uninspectable.is_some() {
+            return;
+        }
+        match self.decoding.take() {
+            None => self.ingest(chunk),
+            Some(mut d) => {
+                let r = d.feed(chunk, &mut |b: &[u8]| self.ingest_checked(b));
+                self.decoding = Some(d);
+                self.decode_result(r);
+            }
+        }
+    }
+
+    /// `ingest` for the decoder's sink: stops the decoder once the body is uninspectable.
+    fn ingest_checked(&mut self, b: &[u8]) -> Result<(), Stop> {
+        self.ingest(b);
+        if self.uninspectable.is_some() {
+            Err(Stop::Consumer)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn decode_result(&mut self, r: Result<(), Stop>) {
+        if let Err(Stop::Uninspectable(u)) = r {
+            self.mark_uninspectable(u);
+        }
+        if self.uninspectable.is_some() {
+            // Free the decoder state (brotli windows can be large); nothing more is read.
+            self.decoding = None;
+        }
+    }
+
+    /// Decoded body bytes: enforce the inspection limit, normalize and scan.
+    fn ingest(&mut self, data: &[u8]) {
+        let limit = self.classifier.options.max_inspect_bytes;
+        let allowed = limit.saturating_sub(self.bytes);
+        let over = data.len() as u64 > allowed;
+        let data = if over {
+            &data[..allowed as usize]
+        } else {
+            data
+        };
+        self.bytes += data.len() as u64;
+        let det = &self.classifier.detectors;
+        let today = self.ctx.today;
+        let mut rest = data;
+        while !rest.is_empty() {
+            let room = self.win.room();
+            let used = self.norm.run(rest, &mut self.win.buf, room);
+            rest = &rest[used..];
+            self.win.pass(det, today, &mut self.rec, false);
+        }
+        if over {
+            self.mark_uninspectable(Uninspectable::TooLarge { limit });
+        }
     }
 
     /// Scan a standalone fragment that is not part of the body stream: the request target's
     /// path and query (percent-decoded, `+` as space) or a header value.
     pub fn feed_fragment(&mut self, fragment: &[u8]) {
-        let _ = fragment;
+        let det = &self.classifier.detectors;
+        let today = self.ctx.today;
+        // A fragment is its own record and must not disturb the body's record structure.
+        self.rec.close_record();
+        let depth = self.rec.depth;
+        let mut win = self.frag.take().unwrap_or_else(Window::new);
+        let mut norm = Normalizer::new(Mode::Form);
+        let mut rest = fragment;
+        while !rest.is_empty() {
+            let room = win.room();
+            let used = norm.run(rest, &mut win.buf, room);
+            rest = &rest[used..];
+            win.pass(det, today, &mut self.rec, false);
+        }
+        norm.finish(&mut win.buf);
+        win.pass(det, today, &mut self.rec, true);
+        self.rec.close_record();
+        self.rec.depth = depth;
+        self.frag = Some(win);
     }
 
     /// Increases whenever a new finding or subject was recorded; lets the caller re-decide
     /// only when something changed.
     pub fn version(&self) -> u64 {
-        self.version
+        self.version + self.rec.version
     }
 
     /// Set once the body became uninspectable; feeding further chunks is then a no-op.
     pub fn uninspectable(&self) -> Option<&Uninspectable> {
-        self.report.uninspectable.as_ref()
+        self.uninspectable.as_ref()
     }
 
     /// Mark the payload uninspectable from outside (e.g. TLS bypass).
     pub fn mark_uninspectable(&mut self, why: Uninspectable) {
-        if self.report.uninspectable.is_none() {
-            self.report.uninspectable = Some(why);
+        if self.uninspectable.is_none() {
+            self.uninspectable = Some(why);
             self.version += 1;
         }
     }
@@ -292,12 +469,27 @@ impl BodyScanner {
     /// Findings so far, as a report (allocates; call when `version()` changed).
     /// Values that may still continue in the next chunk are not included yet.
     pub fn snapshot(&self) -> ScanReport {
-        self.report.clone()
+        ScanReport {
+            bytes: self.bytes,
+            findings: self.rec.findings(),
+            subjects: self.rec.subjects(),
+            uninspectable: self.uninspectable.clone(),
+        }
     }
 
     /// End of payload: flush any carried tail and produce the final report.
-    pub fn finish(self) -> ScanReport {
-        self.report
+    pub fn finish(mut self) -> ScanReport {
+        if self.uninspectable.is_none() {
+            if let Some(mut d) = self.decoding.take() {
+                let r = d.finish(&mut |b: &[u8]| self.ingest_checked(b));
+                self.decode_result(r);
+            }
+        }
+        let det = &self.classifier.detectors;
+        self.norm.finish(&mut self.win.buf);
+        self.win.pass(det, self.ctx.today, &mut self.rec, true);
+        self.rec.close_record();
+        self.snapshot()
     }
 }
 
@@ -307,3 +499,6 @@ impl Classifier {
         Vec::new()
     }
 }
+
+#[cfg(test)]
+mod tests;

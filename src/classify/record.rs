@@ -1,0 +1,292 @@
+//! Accumulation of one payload's results: per-category counts and masked samples, and the
+//! grouping of identifiers into individuals (`subjects`). Raw identifiers are held only for
+//! the open record (to hash its strongest identifier when the record closes) and never leave
+//! this module; what leaves is a masked sample or a keyed BLAKE3 hash.
+
+use std::collections::HashMap;
+
+use super::{Category, DataClass, Finding, Subject};
+
+/// Identifier kinds that name an individual, strongest first: the subject key is the hash of
+/// the strongest identifier present in a record.
+#[allow(dead_code)] // passport/permit/HK/TW kinds are used by the letter-prefixed detectors
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Strong {
+    ResidentId = 0,
+    Passport = 1,
+    HkId = 2,
+    TwId = 3,
+    Permit = 4,
+    BankCard = 5,
+    Mobile = 6,
+    Email = 7,
+}
+
+const STRONG_KINDS: usize = 8;
+
+/// Per-category accumulator.
+#[derive(Debug, Clone)]
+pub struct CategoryAcc {
+    pub category: Category,
+    pub class: DataClass,
+    pub count: u64,
+    pub samples: Vec<String>,
+}
+
+/// The open record: identifiers seen since the last record boundary.
+#[derive(Debug)]
+struct Group {
+    /// Cheap fingerprint of each kind's value, to notice a second individual in one record.
+    members: [Option<u64>; STRONG_KINDS],
+    strongest: Option<Strong>,
+    /// Normalized value of the strongest identifier (buffer reused across records).
+    strongest_value: Vec<u8>,
+    sensitive: bool,
+    /// Brace depth at the first identifier; the record closes when that object closes.
+    anchor_depth: i32,
+}
+
+impl Group {
+    fn is_open(&self) -> bool {
+        self.strongest.is_some()
+    }
+}
+
+/// Everything a scanner has found so far.
+#[derive(Debug)]
+pub struct Recorder {
+    pub cats: Vec<CategoryAcc>,
+    /// Committed individuals: key → sensitive.
+    subjects: HashMap<[u8; 16], bool>,
+    group: Group,
+    /// Sensitive PI seen in the current record before any identifier (e.g. a diagnosis
+    /// field preceding the ID): attributed to the record's individual when it appears.
+    pending_sensitive: bool,
+    hash_key: [u8; 32],
+    pub version: u64,
+    /// JSON brace depth, tracked over the normalized stream for record boundaries.
+    pub depth: i32,
+}
+
+impl Recorder {
+    pub fn new(cats: Vec<CategoryAcc>, hash_key: [u8; 32]) -> Recorder {
+        Recorder {
+            cats,
+            subjects: HashMap::new(),
+            group: Group {
+                members: [None; STRONG_KINDS],
+                strongest: None,
+                strongest_value: Vec::with_capacity(64),
+                sensitive: false,
+                anchor_depth: 0,
+            },
+            pending_sensitive: false,
+            hash_key,
+            version: 0,
+            depth: 0,
+        }
+    }
+
+    /// Advance record-structure tracking over normalized bytes that precede the next
+    /// identifier: `}` closing the open record's object, or a newline outside any object (a
+    /// CSV row, an NDJSON line), ends the record.
+    pub fn structure(&mut self, bytes: &[u8]) {
+        for i in memchr::memchr3_iter(b'{', b'}', b'\n', bytes) {
+            match bytes[i] {
+                b'{' => self.depth += 1,
+                b'}' => {
+                    self.depth -= 1;
+                    if self.depth < self.group.anchor_depth {
+                        self.close_record();
+                    }
+                }
+                _ => {
+                    if self.depth <= 0 {
+                        self.depth = 0;
+                        self.close_record();
+                    }
+                }
+            }
+        }
+    }
+
+    /// End the current record (end of a form, of a fragment, of the payload).
+    pub fn close_record(&mut self) {
+        if self.group.is_open() {
+            let key = self.key_of_group();
+            let e = self.subjects.entry(key).or_insert(false);
+            *e |= self.group.sensitive;
+            self.group.members = [None; STRONG_KINDS];
+            self.group.strongest = None;
+            self.group.strongest_value.clear();
+            self.group.sensitive = false;
+        }
+        self.pending_sensitive = false;
+    }
+
+    fn key_of_group(&self) -> [u8; 16] {
+        let h = blake3::keyed_hash(&self.hash_key, &self.group.strongest_value);
+        let mut k = [0u8; 16];
+        k.copy_from_slice(&h.as_bytes()[..16]);
+        k
+    }
+
+    /// Count one validated occurrence of category `cat` with its masked sample.
+    pub fn hit(&mut self, cat: usize, mask: impl FnOnce() -> String) {
+        let c = &mut self.cats[cat];
+        c.count += 1;
+        if c.count == 1 {
+            self.version += 1;
+        }
+        if c.samples.len() < 3 {
+            let m = mask();
+            if !c.samples.contains(&m) {
+                c.samples.push(m);
+            }
+        }
+    }
+
+    /// Attribute an identifier to the open record (or start a new one).
+    pub fn identifier(&mut self, kind: Strong, normalized: &[u8], sensitive: bool) {
+        let fp = fingerprint(normalized);
+        let k = kind as usize;
+        if let Some(old) = self.group.members[k] {
+            if old == fp {
+                self.mark_sensitive(sensitive);
+                return;
+            }
+            // A second, different value of the same kind: another individual.
+            self.close_record();
+        }
+        if !self.group.is_open() {
+            self.group.anchor_depth = self.depth;
+            self.group.sensitive = std::mem::take(&mut self.pending_sensitive);
+        }
+        self.group.members[k] = Some(fp);
+        if self.group.strongest.map_or(true, |s| kind < s) {
+            self.group.strongest = Some(kind);
+            self.group.strongest_value.clear();
+            self.group.strongest_value.extend_from_slice(normalized);
+            self.version += 1;
+        }
+        self.mark_sensitive(sensitive);
+    }
+
+    /// Sensitive PI about the record's individual (a minor's ID, a diagnosis, a location).
+    pub fn mark_sensitive(&mut self, sensitive: bool) {
+        if !sensitive {
+            return;
+        }
+        if self.group.is_open() {
+            if !self.group.sensitive {
+                self.group.sensitive = true;
+                self.version += 1;
+            }
+        } else {
+            self.pending_sensitive = true;
+        }
+    }
+
+    pub fn findings(&self) -> Vec<Finding> {
+        let mut v: Vec<Finding> = self
+            .cats
+            .iter()
+            .filter(|c| c.count > 0)
+            .map(|c| Finding {
+                category: c.category.clone(),
+                class: c.class,
+                count: c.count,
+                samples: c.samples.clone(),
+            })
+            .collect();
+        v.sort_by(|a, b| a.category.cmp(&b.category));
+        v
+    }
+
+    /// Committed individuals plus the open record's (provisional) one.
+    pub fn subjects(&self) -> Vec<Subject> {
+        let mut map = self.subjects.clone();
+        if self.group.is_open() {
+            let e = map.entry(self.key_of_group()).or_insert(false);
+            *e |= self.group.sensitive;
+        }
+        let mut v: Vec<Subject> = map
+            .into_iter()
+            .map(|(key, sensitive)| Subject { key, sensitive })
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// FNV-1a: only to tell two values of one kind apart inside a record, never exported.
+fn fingerprint(v: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in v {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Masks keeping the first `head` and last `tail` characters (`110***********123X`).
+pub fn mask_keep(v: &[u8], head: usize, tail: usize) -> String {
+    let mut s = String::with_capacity(v.len());
+    for (i, &b) in v.iter().enumerate() {
+        if i < head || i + tail >= v.len() {
+            s.push(b as char);
+        } else {
+            s.push('*');
+        }
+    }
+    s
+}
+
+/// `z***@example.com`: first character of the local part and the domain.
+pub fn mask_email(v: &[u8]) -> String {
+    let at = v.iter().position(|&b| b == b'@').unwrap_or(0);
+    let mut s = String::with_capacity(v.len() + 3);
+    if let Some(&c) = v.first() {
+        s.push(c as char);
+    }
+    s.push_str("***");
+    s.push_str(&String::from_utf8_lossy(&v[at..]));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec() -> Recorder {
+        Recorder::new(Vec::new(), [7; 32])
+    }
+
+    #[test]
+    fn masks() {
+        assert_eq!(mask_keep(b"11010519491231002X", 3, 4), "110***********002X");
+        assert_eq!(mask_keep(b"13812345678", 3, 4), "138****5678");
+        assert_eq!(mask_email(b"zhang@example.com"), "z***@example.com");
+    }
+
+    #[test]
+    fn records_group_and_split() {
+        let mut r = rec();
+        r.structure(b"[{");
+        r.identifier(Strong::Mobile, b"13812345678", false);
+        r.identifier(Strong::ResidentId, b"11010519491231002X", true);
+        r.structure(b"},{");
+        r.identifier(Strong::Mobile, b"13912345678", false);
+        r.structure(b"}]");
+        let s = r.subjects();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.iter().filter(|s| s.sensitive).count(), 1);
+        // Conflicts split records even without structure.
+        let mut r = rec();
+        r.identifier(Strong::Mobile, b"13812345678", false);
+        r.identifier(Strong::Mobile, b"13912345678", false);
+        r.identifier(Strong::Mobile, b"13812345678", false);
+        r.close_record();
+        assert_eq!(r.subjects().len(), 2);
+    }
+}

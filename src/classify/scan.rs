@@ -1,0 +1,455 @@
+//! The hot loop: a window over the normalized stream, searched for candidate tokens (digit
+//! runs, `@`) eight bytes at a time, each candidate dispatched by length and shape to the
+//! validators. The window is allocated once per scanner; after each pass only a small tail
+//! (the candidate that may continue in the next chunk plus [`CONTEXT`] bytes of look-behind
+//! for prefixes and keywords) is kept, so memory is constant and a value split at any byte is
+//! found exactly once.
+
+use chrono::NaiveDate;
+use memchr::memmem;
+
+use super::record::{mask_email, mask_keep, Recorder, Strong};
+use super::validate;
+use super::{cat, Detectors};
+
+/// Window capacity: large enough that the copy into it is amortized, small enough to stay in
+/// L1/L2 per concurrent request.
+pub const CAP: usize = 32 * 1024;
+/// Look-behind kept before the resume point (e-mail local parts ≤ 64, keywords, `+86`).
+pub const CONTEXT: usize = 128;
+/// Digit groups longer than this are not identifiers (hashes, big integers): skipped whole.
+const LONG_GROUP: usize = 24;
+/// Separated digit groups considered together (`6222 0212 3456 7890 123` is 5).
+const MAX_GROUPS: usize = 8;
+
+/// A window over the normalized stream.
+#[derive(Debug)]
+pub struct Window {
+    pub buf: Vec<u8>,
+    /// Where the next pass starts (everything before it is decided).
+    scan_from: usize,
+    /// Up to where record structure (braces, newlines) has been fed to the recorder.
+    struct_pos: usize,
+    /// Inside a digit group longer than [`LONG_GROUP`] that reached the end of the window.
+    long_run: bool,
+}
+
+impl Window {
+    pub fn new() -> Window {
+        Window {
+            buf: Vec::with_capacity(CAP),
+            scan_from: 0,
+            struct_pos: 0,
+            long_run: false,
+        }
+    }
+
+    /// Free room for the normalizer.
+    pub fn room(&self) -> usize {
+        CAP - self.buf.len()
+    }
+
+    /// Scan what is buffered; unless `eof`, keep the undecided tail for the next pass.
+    pub fn pass(&mut self, det: &Detectors, today: NaiveDate, rec: &mut Recorder, eof: bool) {
+        let mut s = Pass {
+            buf: &self.buf,
+            eof,
+            det,
+            today,
+            rec,
+            struct_pos: self.struct_pos,
+        };
+        let mut from = self.scan_from;
+        if self.long_run {
+            while from < s.buf.len() && s.buf[from].is_ascii_digit() {
+                from += 1;
+            }
+            self.long_run = from == s.buf.len() && !eof;
+        }
+        let (resume, long) = s.run(from);
+        self.long_run |= long;
+        s.advance(resume);
+        self.struct_pos = s.struct_pos;
+        if eof {
+            self.buf.clear();
+            self.scan_from = 0;
+            self.struct_pos = 0;
+            self.long_run = false;
+            return;
+        }
+        let keep_from = resume.saturating_sub(CONTEXT);
+        self.buf.drain(..keep_from);
+        self.scan_from = resume - keep_from;
+        self.struct_pos -= keep_from;
+    }
+}
+
+enum Step {
+    /// Continue scanning at this index.
+    Done(usize),
+    /// A candidate starting here may continue past the window: stop, resume here.
+    Incomplete(usize),
+    /// A long digit group runs to the end of the window.
+    LongToEnd,
+}
+
+struct Pass<'a> {
+    buf: &'a [u8],
+    eof: bool,
+    det: &'a Detectors,
+    today: NaiveDate,
+    rec: &'a mut Recorder,
+    struct_pos: usize,
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// True when some byte of `w` is an ASCII digit or `@` (exact: the has-less-than trick only
+/// errs on bytes *after* a true match).
+#[inline(always)]
+fn word_has_candidate(w: u64) -> bool {
+    let d = w ^ (LO * 0x30);
+    let digits = d.wrapping_sub(LO * 10) & !d & HI;
+    let a = w ^ (LO * 0x40);
+    let at = a.wrapping_sub(LO) & !a & HI;
+    (digits | at) != 0
+}
+
+#[inline(always)]
+fn is_candidate(b: u8) -> bool {
+    b.is_ascii_digit() || b == b'@'
+}
+
+/// Next index ≥ `i` holding a digit or `@`, or `buf.len()`.
+#[inline]
+fn next_candidate(buf: &[u8], mut i: usize) -> usize {
+    while i + 8 <= buf.len() {
+        let w = u64::from_le_bytes(buf[i..i + 8].try_into().expect("8 bytes"));
+        if word_has_candidate(w) {
+            for (k, &b) in buf[i..i + 8].iter().enumerate() {
+                if is_candidate(b) {
+                    return i + k;
+                }
+            }
+        }
+        i += 8;
+    }
+    while i < buf.len() && !is_candidate(buf[i]) {
+        i += 1;
+    }
+    i
+}
+
+fn is_local_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-')
+}
+
+fn is_domain_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-')
+}
+
+impl Pass<'_> {
+    /// Returns the resume index and whether it stopped inside a long digit group.
+    fn run(&mut self, mut i: usize) -> (usize, bool) {
+        let len = self.buf.len();
+        loop {
+            i = next_candidate(self.buf, i);
+            if i >= len {
+                return (len, false);
+            }
+            let step = if self.buf[i] == b'@' {
+                self.email(i)
+            } else {
+                self.digits(i)
+            };
+            match step {
+                Step::Done(next) => i = next,
+                Step::Incomplete(at) => return (at, false),
+                Step::LongToEnd => return (len, true),
+            }
+        }
+    }
+
+    /// Feed record structure up to `pos` to the recorder (before attributing a hit at `pos`).
+    fn advance(&mut self, pos: usize) {
+        if pos > self.struct_pos {
+            self.rec.structure(&self.buf[self.struct_pos..pos]);
+            self.struct_pos = pos;
+        }
+    }
+
+    fn email(&mut self, at: usize) -> Step {
+        let buf = self.buf;
+        let mut s = at;
+        while s > 0 && at - s < 64 && is_local_char(buf[s - 1]) {
+            s -= 1;
+        }
+        // Local part may not start with a dot; skip leading punctuation that is not part of it.
+        while s < at && matches!(buf[s], b'.' | b'%' | b'+' | b'-') {
+            s += 1;
+        }
+        if s == at {
+            return Step::Done(at + 1);
+        }
+        let mut e = at + 1;
+        while e < buf.len() && e - at <= 253 && is_domain_char(buf[e]) {
+            e += 1;
+        }
+        if e == buf.len() && !self.eof {
+            return Step::Incomplete(at);
+        }
+        let mut d_end = e;
+        while d_end > at + 1 && matches!(buf[d_end - 1], b'.' | b'-') {
+            d_end -= 1;
+        }
+        let domain = &buf[at + 1..d_end];
+        let Some(dot) = domain.iter().rposition(|&b| b == b'.') else {
+            return Step::Done(at + 1);
+        };
+        if dot == 0
+            || domain.windows(2).any(|w| w == b"..")
+            || domain[0] == b'-'
+            || !validate::email_tld(&domain[dot + 1..])
+        {
+            return Step::Done(at + 1);
+        }
+        let mut norm = [0u8; 320];
+        let raw = &buf[s..d_end];
+        for (o, &b) in norm.iter_mut().zip(raw) {
+            *o = b.to_ascii_lowercase();
+        }
+        let v = &norm[..raw.len()];
+        self.advance(s);
+        let cat = cat::EMAIL;
+        let class_sensitive = self.det.sensitive(cat);
+        self.rec.hit(cat, || mask_email(v));
+        self.rec.identifier(Strong::Email, v, class_sensitive);
+        Step::Done(e)
+    }
+
+    fn digits(&mut self, p: usize) -> Step {
+        let buf = self.buf;
+        let len = buf.len();
+        let mut starts = [0usize; MAX_GROUPS];
+        let mut lens = [0usize; MAX_GROUPS];
+        let mut n = 0;
+        let mut j = p;
+        let end;
+        loop {
+            let mut k = j;
+            while k < len && buf[k].is_ascii_digit() {
+                k += 1;
+            }
+            if k - j > LONG_GROUP {
+                if n == 0 {
+                    // Not an identifier; skip it whole, across windows if need be.
+                    return if k == len && !self.eof {
+                        Step::LongToEnd
+                    } else {
+                        Step::Done(k)
+                    };
+                }
+                // Decide the groups before it; the long group is skipped on the next call.
+                end = j - 1;
+                break;
+            }
+            if k == len && !self.eof {
+                return Step::Incomplete(p);
+            }
+            starts[n] = j;
+            lens[n] = k - j;
+            n += 1;
+            match buf.get(k) {
+                Some(b' ' | b'-') if n < MAX_GROUPS => {
+                    if k + 1 == len {
+                        if !self.eof {
+                            return Step::Incomplete(p);
+                        }
+                    } else if buf[k + 1].is_ascii_digit() {
+                        j = k + 1;
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+            end = k;
+            break;
+        }
+        let total: usize = lens[..n].iter().sum();
+        if total < 11 {
+            return Step::Done(end);
+        }
+        // `X` check character directly after 17 digits.
+        let mut x = false;
+        let mut tail_end = end;
+        if end < len && matches!(buf[end], b'X' | b'x') && end == starts[n - 1] + lens[n - 1] {
+            x = true;
+            tail_end = end + 1;
+            if tail_end == len && !self.eof {
+                return Step::Incomplete(p);
+            }
+        }
+        let left = if p > 0 { Some(buf[p - 1]) } else { None };
+        let left_ok = match left {
+            Some(c) if c.is_ascii_alphanumeric() => false,
+            // A decimal fraction (`0.13812345678`) is a number, not an identifier.
+            Some(b'.') => !(p >= 2 && buf[p - 2].is_ascii_digit()),
+            _ => true,
+        };
+        let right_ok_plain = match buf.get(end) {
+            Some(&c) => !(c.is_ascii_alphanumeric() || c == b'@'),
+            None => true,
+        };
+        let right_ok_x = match buf.get(tail_end) {
+            Some(&c) => !(c.is_ascii_alphanumeric() || c == b'@'),
+            None => true,
+        };
+
+        // Try the longest span of groups first, then shorter ones.
+        let mut a = 0;
+        while a < n {
+            let mut matched = false;
+            let mut b = n;
+            while b > a {
+                let lok = if a == 0 { left_ok } else { true };
+                let with_x = x && b == n;
+                let rok = if b < n {
+                    true
+                } else if with_x {
+                    right_ok_x
+                } else {
+                    right_ok_plain
+                };
+                if lok && rok && self.span(&starts[a..b], &lens[a..b], with_x, left) {
+                    matched = true;
+                    break;
+                }
+                b -= 1;
+            }
+            a = if matched { b } else { a + 1 };
+        }
+        Step::Done(if x { tail_end } else { end })
+    }
+
+    /// Validate one span of digit groups; records and returns true when it is PI (or an
+    /// organisation code that takes priority and must not be re-read as smaller parts).
+    fn span(&mut self, starts: &[usize], lens: &[usize], with_x: bool, left: Option<u8>) -> bool {
+        let total: usize = lens.iter().sum();
+        let chars = total + usize::from(with_x);
+        if !(11..=19).contains(&chars) {
+            return false;
+        }
+        let mut d = [0u8; 20];
+        let mut o = 0;
+        for (&s, &l) in starts.iter().zip(lens) {
+            d[o..o + l].copy_from_slice(&self.buf[s..s + l]);
+            o += l;
+        }
+        let start = starts[0];
+        let shape = |want: &[usize]| lens == want;
+
+        if chars == 18 {
+            let id_shape = if with_x {
+                shape(&[17]) || shape(&[6, 8, 3]) || shape(&[6, 4, 4, 3])
+            } else {
+                shape(&[18]) || shape(&[6, 8, 4]) || shape(&[6, 4, 4, 4])
+            };
+            if id_shape {
+                if with_x {
+                    d[17] = b'X';
+                }
+                let id = &d[..18];
+                if let Some(birth) = validate::resident_id(id, self.today) {
+                    if validate::social_credit_code(id) && self.org_keyword_before(start) {
+                        // GB 32100 organisation code in a credit-code field: not PI.
+                        return true;
+                    }
+                    self.advance(start);
+                    let minor = validate::age_at(birth, self.today) < 14;
+                    let cat = cat::RESIDENT_ID;
+                    let sens = self.det.sensitive(cat) || minor;
+                    self.rec.hit(cat, || mask_keep(id, 3, 4));
+                    if minor {
+                        self.rec.hit(cat::MINOR, || mask_keep(id, 3, 4));
+                    }
+                    self.rec.identifier(Strong::ResidentId, id, sens);
+                    return true;
+                }
+            }
+            if with_x {
+                return false;
+            }
+        }
+        if with_x {
+            return false;
+        }
+        let digits = &d[..total];
+        let mobile = match total {
+            11 if shape(&[11]) || shape(&[3, 4, 4]) => Some(digits),
+            13 if shape(&[13]) && left == Some(b'+') && digits.starts_with(b"86") => {
+                Some(&digits[2..])
+            }
+            15 if shape(&[15]) && digits.starts_with(b"0086") => Some(&digits[4..]),
+            _ => None,
+        };
+        if let Some(m) = mobile {
+            if validate::cn_mobile(m) {
+                self.advance(start);
+                let cat = cat::MOBILE;
+                self.rec.hit(cat, || mask_keep(m, 3, 4));
+                self.rec
+                    .identifier(Strong::Mobile, m, self.det.sensitive(cat));
+                return true;
+            }
+            return false;
+        }
+        if (16..=19).contains(&total) {
+            let (last, init) = lens.split_last().expect("non-empty");
+            let grouped =
+                lens.len() == 1 || (init.iter().all(|&l| l == 4) && (1..=4).contains(last));
+            if grouped && validate::bank_card(digits) {
+                self.advance(start);
+                let cat = cat::BANK_CARD;
+                self.rec.hit(cat, || mask_keep(digits, 4, 4));
+                self.rec
+                    .identifier(Strong::BankCard, digits, self.det.sensitive(cat));
+                return true;
+            }
+        }
+        false
+    }
+
+    /// A credit-code field name shortly before `pos` (GB 32100 codes take priority over IDs
+    /// there).
+    fn org_keyword_before(&self, pos: usize) -> bool {
+        let w = &self.buf[pos.saturating_sub(64)..pos];
+        const KEYS: [&[u8]; 6] = [
+            "信用代码".as_bytes(),
+            "税号".as_bytes(),
+            "纳税人".as_bytes(),
+            b"redit",
+            b"uscc",
+            b"USCC",
+        ];
+        KEYS.iter().any(|k| memmem::find(w, k).is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swar_matches_bytewise() {
+        for b in 0..=255u8 {
+            let mut w = [b'a'; 8];
+            w[5] = b;
+            assert_eq!(
+                word_has_candidate(u64::from_le_bytes(w)),
+                is_candidate(b),
+                "{b}"
+            );
+        }
+    }
+}
