@@ -44,6 +44,16 @@ pub const OTHER_CATEGORY: &str = "other";
 /// (counters declared without `_total`, `# EOF` at the end), which Prometheus scrapes natively.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// Every [`crate::classify::Uninspectable::code`]. Created at zero up front so dashboards and
+/// `increase()` see the series before the first occurrence.
+const UNINSPECTABLE_CODES: [&str; 5] = [
+    "too_large",
+    "unsupported_encoding",
+    "decompression_bomb",
+    "corrupt_encoding",
+    "not_decrypted",
+];
+
 const ACTIONS: usize = 2;
 const ENFORCED: usize = 2;
 const REASONS: usize = Reason::ALL.len();
@@ -179,6 +189,9 @@ impl Metrics {
             "Request bodies that could not be inspected, by cause",
             uninspectable.clone(),
         );
+        for why in UNINSPECTABLE_CODES {
+            drop(uninspectable.get_or_create_owned(&WhyLabels { why }));
+        }
         let bytes_inspected = Counter::default();
         registry.register_with_unit(
             "inspected",
@@ -630,6 +643,24 @@ mod tests {
             let (name, value) = line.rsplit_once(' ')?;
             (name == series).then(|| value.parse().ok())?
         })
+    }
+
+    #[test]
+    fn every_uninspectable_code_is_preregistered() {
+        for why in [
+            Uninspectable::TooLarge { limit: 1 },
+            Uninspectable::UnsupportedEncoding("zstd".into()),
+            Uninspectable::DecompressionBomb,
+            Uninspectable::CorruptEncoding("x".into()),
+            Uninspectable::NotDecrypted("x".into()),
+        ] {
+            assert!(UNINSPECTABLE_CODES.contains(&why.code()), "{}", why.code());
+        }
+        let text = Metrics::new().encode();
+        for why in UNINSPECTABLE_CODES {
+            let series = format!("chujing_uninspectable_total{{why=\"{why}\"}}");
+            assert_eq!(sample(&text, &series), Some(0.0), "{text}");
+        }
     }
 
     #[test]
