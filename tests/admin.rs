@@ -571,3 +571,126 @@ async fn shutdown_stops_accepting() {
             .expect("connect attempt finishes");
     assert!(refused.is_err(), "listener closed after shutdown");
 }
+
+// ---- The deploy files are built on the code: keep them from drifting apart. ----
+
+fn repo_file(path: &str) -> String {
+    let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("read {}: {e}", full.display()))
+}
+
+/// The TOML embedded under `chujing.toml: |` in the ConfigMap (a YAML block scalar).
+fn configmap_toml() -> String {
+    let yaml = repo_file("deploy/kubernetes/configmap.yaml");
+    let mut lines = yaml
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("chujing.toml: |"));
+    let header = lines.next().expect("configmap has a chujing.toml key");
+    let key_indent = header.len() - header.trim_start().len();
+    let mut out = String::new();
+    let mut block_indent = None;
+    for line in lines {
+        if line.trim().is_empty() {
+            out.push('\n');
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        if indent <= key_indent {
+            break;
+        }
+        let strip = *block_indent.get_or_insert(indent);
+        out.push_str(&line[strip.min(indent)..]);
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn shipped_deploy_configs_parse() {
+    let configs = [
+        (
+            "deploy/systemd/chujing.toml",
+            repo_file("deploy/systemd/chujing.toml"),
+        ),
+        (
+            "deploy/docker/chujing.toml",
+            repo_file("deploy/docker/chujing.toml"),
+        ),
+        ("deploy/kubernetes/configmap.yaml", configmap_toml()),
+    ];
+    for (name, text) in configs {
+        let config = chujing::config::parse(&text, std::path::Path::new(name))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let admin = config.admin.unwrap_or_else(|| panic!("{name}: no [admin]"));
+        assert_eq!(admin.bind.port(), 9901, "{name}");
+        assert!(
+            admin.token.is_none(),
+            "{name}: tokens belong in the environment, not git"
+        );
+        assert!(!config.listeners.is_empty(), "{name}: no listener");
+        for l in &config.listeners {
+            assert_ne!(
+                l.bind.port(),
+                admin.bind.port(),
+                "{name}: admin shares a proxy port"
+            );
+        }
+        assert!(
+            config.geo.database.is_absolute(),
+            "{name}: geo database path"
+        );
+        assert!(config.audit.path.is_absolute(), "{name}: audit path");
+    }
+    let deployment = repo_file("deploy/kubernetes/deployment.yaml");
+    for needle in [
+        "path: /healthz",
+        "path: /readyz",
+        "containerPort: 9901",
+        "CHUJING_LOG_FORMAT",
+    ] {
+        assert!(
+            deployment.contains(needle),
+            "deployment.yaml lacks {needle:?}"
+        );
+    }
+    let unit = repo_file("deploy/systemd/chujing.service");
+    assert!(unit.contains("ExecReload=/bin/kill -HUP $MAINPID"));
+}
+
+#[test]
+fn dashboard_and_alerts_query_only_exported_series() {
+    let metrics = Metrics::new();
+    record_traffic(&metrics);
+    // Every family once, including the ones the traffic above does not touch.
+    metrics.record_findings(&ScanReport {
+        uninspectable: Some(chujing::classify::Uninspectable::DecompressionBomb),
+        ..ScanReport::default()
+    });
+    let exposition = metrics.encode();
+    let families = parse_exposition(&exposition);
+    let exported: std::collections::BTreeSet<&str> = families
+        .values()
+        .flat_map(|f| f.samples.iter().map(|(n, _, _)| n.as_str()))
+        .collect();
+    let name = Regex::new(r"chujing_[a-z_]+").unwrap();
+    let dashboard = repo_file("deploy/grafana/chujing-dashboard.json");
+    let parsed: serde_json::Value = serde_json::from_str(&dashboard).expect("dashboard is JSON");
+    assert!(parsed["panels"].as_array().unwrap().len() > 10);
+    let alerts = repo_file("deploy/prometheus/alerts.yaml");
+    let mut checked = 0;
+    for (file, text) in [("dashboard", &dashboard), ("alerts", &alerts)] {
+        for m in name.find_iter(text) {
+            let used = m.as_str();
+            // Grafana uids, alert names and the like are not series.
+            if used == "chujing_" || !text[m.end()..].starts_with(['{', '[', ')', ' ', '\n', ',']) {
+                continue;
+            }
+            assert!(
+                exported.contains(used),
+                "{file} queries {used}, which chujing does not export"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 20, "only {checked} series references found");
+}

@@ -546,6 +546,9 @@ impl Metrics {
             cap: self.transfer_caps.get_or_create_owned(&labels("all")),
             sensitive_cap: self.transfer_caps.get_or_create_owned(&labels("sensitive")),
         };
+        // Until `set_transfer_caps` says otherwise, "no cap" (-1), never a cap of 0.
+        gauges.cap.set(-1);
+        gauges.sensitive_cap.set(-1);
         let mut next = (**current).clone();
         next.insert(transfer.into(), gauges.clone());
         self.transfers.store(Arc::new(next));
@@ -891,6 +894,14 @@ mod tests {
                 r#"chujing_transfer_individuals_cap{transfer="SCC-2026-002",class="sensitive"}"#
             ),
             Some(-1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"chujing_transfer_individuals_cap{transfer="OLD-1",class="all"}"#
+            ),
+            Some(-1.0),
+            "a transfer whose caps were never set shows no cap, not a cap of 0"
         );
         m.retain_transfers(&["SCC-2026-002"]);
         let text = m.encode();
