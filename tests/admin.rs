@@ -20,6 +20,38 @@ use tokio::task::JoinHandle;
 
 const TOKEN: &str = "test-admin-token-0123";
 
+/// Counts heap allocations made by the current thread while `COUNTING` is set, so the
+/// hot-path test can prove that recording metrics does not allocate per request.
+struct CountingAllocator;
+
+thread_local! {
+    static COUNTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+// SAFETY: defers every operation to the system allocator unchanged; the bookkeeping only
+// touches const-initialised thread-locals, which never allocate.
+unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            ALLOCATIONS.with(|a| a.set(a.get() + 1));
+        }
+        std::alloc::System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        std::alloc::System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            ALLOCATIONS.with(|a| a.set(a.get() + 1));
+        }
+        std::alloc::System.realloc(ptr, layout, size)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
 /// Readiness the test can flip: the volume store "goes away" when `store_up` is false.
 struct TestStatus {
     store_up: AtomicBool,
@@ -693,4 +725,60 @@ fn dashboard_and_alerts_query_only_exported_series() {
         }
     }
     assert!(checked > 20, "only {checked} series references found");
+}
+
+#[test]
+fn recording_on_the_hot_path_does_not_allocate() {
+    let metrics = Metrics::new();
+    let decision = Decision {
+        action: Action::Allow,
+        reason: Reason::ApprovedTransfer,
+        transfer: Some("SCC-2026-002".into()),
+        explanation: vec![],
+        volume_claim: None,
+    };
+    let report = ScanReport {
+        bytes: 4096,
+        findings: vec![
+            Finding {
+                category: Category::new(Category::CN_MOBILE),
+                class: DataClass::Personal,
+                count: 3,
+                samples: vec![],
+            },
+            Finding {
+                category: Category::new("not_configured"),
+                class: DataClass::Personal,
+                count: 1,
+                samples: vec![],
+            },
+        ],
+        subjects: vec![Subject {
+            key: [1; 16],
+            sensitive: false,
+        }],
+        uninspectable: None,
+    };
+    let per_request = |i: u64| {
+        metrics.record_decision(&decision, Region::Abroad, true);
+        metrics.record_findings(&report);
+        metrics.observe_scan(Duration::from_micros(50 + i), report.bytes);
+        metrics.observe_upstream(Duration::from_millis(20));
+        let guard = metrics.connection_guard();
+        metrics.set_volume("SCC-2026-002", 100 + i, 0);
+        drop(guard);
+    };
+    // The first request of each label set resolves it (allocates once, by design).
+    per_request(0);
+    COUNTING.with(|c| c.set(true));
+    for i in 1..=1000 {
+        per_request(i);
+    }
+    COUNTING.with(|c| c.set(false));
+    let allocations = ALLOCATIONS.with(|a| a.get());
+    assert_eq!(allocations, 0, "{allocations} allocations in 1000 requests");
+    let text = metrics.encode();
+    assert!(text.contains(
+        "chujing_requests_total{action=\"allow\",enforced=\"true\",reason=\"approved_transfer\",region=\"abroad\"} 1001"
+    ));
 }
