@@ -41,6 +41,10 @@ pub const ADMIN_TOKEN_ENV: &str = "CHUJING_ADMIN_TOKEN";
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Open connections get this long to finish after shutdown is requested.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Concurrent admin connections; further clients wait in the listen backlog. Scrapers and
+/// probes need a handful, and a cap keeps a misbehaving client from exhausting descriptors
+/// the proxy listeners need.
+const MAX_CONNECTIONS: usize = 64;
 
 /// Response body of every admin route: boxed so fixed and streaming bodies share a type.
 pub type AdminBody = BoxBody<Bytes, Infallible>;
@@ -170,9 +174,25 @@ pub async fn serve_admin(
         .keep_alive(true);
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, auth = state.token.is_some(), "admin listener ready");
+        if state.token.is_none() && !addr.ip().is_loopback() {
+            tracing::warn!(
+                %addr,
+                "admin listener is reachable from the network without a token; set \
+                 CHUJING_ADMIN_TOKEN or bind [admin] to 127.0.0.1"
+            );
+        }
     }
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&slots).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                // The semaphore is never closed; treat it like a shutdown if it ever is.
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
@@ -195,6 +215,7 @@ pub async fn serve_admin(
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "admin connection ended with an error");
             }
+            drop(permit);
         });
     }
     drop(listener);
