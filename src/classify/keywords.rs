@@ -169,11 +169,26 @@ impl Keywords {
             .map(move |m| (m.start(), m.end(), self.kinds[m.pattern().as_usize()]))
     }
 
-    /// Whether a keyword of `kind` occurs in `hay` (a short look-behind).
-    pub fn any(&self, hay: &[u8], kind: Kw) -> bool {
-        self.ac
+    /// Whether the value ending `hay` belongs to a keyword of `kind`: the last such keyword
+    /// in `hay` must be in the same field, i.e. no field separator (`,` `;` `&` newline, or
+    /// the full-width `，` `；`) between it and the value. Stops `"passportNo":"E1…","sku":"E2…"`
+    /// from lending the passport keyword to the SKU.
+    pub fn labels(&self, hay: &[u8], kind: Kw) -> bool {
+        let Some(end) = self
+            .ac
             .find_iter(hay)
-            .any(|m| self.kinds[m.pattern().as_usize()] == kind)
+            .filter(|m| self.kinds[m.pattern().as_usize()] == kind)
+            .map(|m| m.end())
+            .last()
+        else {
+            return false;
+        };
+        let between = &hay[end..];
+        !between
+            .iter()
+            .any(|b| matches!(b, b',' | b';' | b'&' | b'\n'))
+            && memchr::memmem::find(between, "，".as_bytes()).is_none()
+            && memchr::memmem::find(between, "；".as_bytes()).is_none()
     }
 }
 
@@ -384,6 +399,8 @@ mod tests {
             .map(|m| m.2)
             .collect();
         assert_eq!(hits, vec![Kw::Passport, Kw::Address, Kw::Custom(0)]);
-        assert!(k.any(b"passport: ", Kw::Passport));
+        assert!(k.labels(b"passport: ", Kw::Passport));
+        assert!(k.labels(b"{\"passportNo\":\"", Kw::Passport));
+        assert!(!k.labels(b"{\"passportNo\":\"E1\",\"sku\":\"", Kw::Passport));
     }
 }

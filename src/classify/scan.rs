@@ -556,6 +556,12 @@ impl Pass<'_> {
                     self.rec.identifier(Strong::ResidentId, id, sens);
                     return true;
                 }
+                if validate::resident_id_shape(id, self.today) {
+                    // Province and birth date of an ID but a wrong check digit: an ID typo or
+                    // an ID-derived order number, not a payment card (18-digit cards are rare
+                    // UnionPay numbers; an 18-digit run starting 62 is just as likely Gansu).
+                    return false;
+                }
             }
             if with_x {
                 return false;
@@ -682,7 +688,7 @@ impl Pass<'_> {
         let mut v = [0u8; 16];
         let kw_near = |kind: Kw| {
             let w = &buf[q.saturating_sub(64)..q];
-            self.det.keywords.any(w, kind)
+            self.det.keywords.labels(w, kind)
         };
 
         // Hong Kong ID: `A123456(3)` always; `A1234563` / `A123456A` only next to a keyword.
@@ -757,8 +763,8 @@ impl Pass<'_> {
         self.rec.identifier(kind, id, sens);
     }
 
-    /// A credit-code field name shortly before `pos` (GB 32100 codes take priority over IDs
-    /// there).
+    /// A credit-code field name shortly before `pos`, in the same field (GB 32100 codes take
+    /// priority over IDs there).
     fn org_keyword_before(&self, pos: usize) -> bool {
         let w = &self.buf[pos.saturating_sub(64)..pos];
         const KEYS: [&[u8]; 6] = [
@@ -769,7 +775,16 @@ impl Pass<'_> {
             b"uscc",
             b"USCC",
         ];
-        KEYS.iter().any(|k| memmem::find(w, k).is_some())
+        let last = KEYS
+            .iter()
+            .filter_map(|k| memmem::rfind(w, k).map(|i| i + k.len()))
+            .max();
+        match last {
+            Some(end) => !w[end..]
+                .iter()
+                .any(|b| matches!(b, b',' | b';' | b'&' | b'\n')),
+            None => false,
+        }
     }
 }
 
