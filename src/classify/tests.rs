@@ -401,8 +401,11 @@ fn tw(letter: char, body: &str) -> String {
 
 #[test]
 fn letter_prefixed_identifiers() {
+    // The keyword must label the value's own field: `x` does not inherit `护照`.
     let r = scan(r#"{"passportNo":"E12345678","护照":"EA1234567","x":"G12345678"}"#);
-    assert_eq!(count(&r, "cn_passport"), 3);
+    assert_eq!(count(&r, "cn_passport"), 2);
+    let r = scan("旅客护照号码：G12345678。");
+    assert_eq!(count(&r, "cn_passport"), 1);
     // Without a keyword a passport-shaped code is not PI.
     let r = scan(r#"{"sku":"E12345678"}"#);
     assert_eq!(count(&r, "cn_passport"), 0);
