@@ -145,6 +145,22 @@ impl Decision {
     }
 }
 
+impl Decision {
+    /// The volume store could not be asked (outage, fail-closed): a cap that cannot be
+    /// verified is treated as exceeded, so an approval becomes `volume_cap_exceeded`. Blocks
+    /// and claim-less decisions are unchanged.
+    pub fn apply_volume_unavailable(&mut self) {
+        if self.volume_claim.is_some() && self.action == Action::Allow {
+            self.action = Action::Block;
+            self.reason = Reason::VolumeCapExceeded;
+            self.explanation.push(
+                "volume: store unavailable, cap cannot be verified (fail closed): block"
+                    .to_string(),
+            );
+        }
+    }
+}
+
 /// Everything the decision depends on besides the policy itself.
 #[derive(Debug, Clone, Copy)]
 pub struct DecisionInput<'a> {
