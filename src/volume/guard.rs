@@ -350,4 +350,27 @@ mod tests {
         g.has_assessment = false;
         assert_eq!(g.entity_caps(), Caps::default());
     }
+
+    #[test]
+    fn coverage_and_exemptions_come_from_the_transfers_on_file() {
+        let config: Config = toml::from_str(
+            r#"
+[[transfer]]
+id = "HR"
+legal_basis = "exemption_hr"
+countries = ["HK"]
+categories = []
+[[transfer]]
+id = "SCC"
+legal_basis = "standard_contract"
+countries = ["US"]
+categories = []
+"#,
+        )
+        .unwrap();
+        let g = GuardOptions::from_config(&config);
+        assert!(g.has_contract_or_certification && !g.has_assessment);
+        assert!(g.entity_for("HR").is_none());
+        assert_eq!(g.entity_for("SCC"), Some(Caps::default()));
+    }
 }

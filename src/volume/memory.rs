@@ -416,4 +416,45 @@ mod tests {
         admit(&s, claim("B", 2026, vec![subj(2, false)], None, None)).await;
         assert_eq!(s.guard().snapshot().individuals, 1);
     }
+
+    proptest::proptest! {
+        /// Against a model (plain sets): caps are never exceeded, repeats never count, a
+        /// refusal counts nothing, and an admission counts exactly the unseen individuals.
+        #[test]
+        fn matches_a_set_model(
+            claims in proptest::collection::vec(
+                (proptest::collection::vec((0u8..24, proptest::bool::ANY), 1..5), 0u64..12, 0u64..6),
+                1..40,
+            )
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let store = MemoryStore::new();
+            let mut all = std::collections::BTreeSet::new();
+            let mut sensitive = std::collections::BTreeSet::new();
+            for (subjects, cap, scap) in claims {
+                let subjects: Vec<Subject> = subjects.iter().map(|&(n, s)| subj(n, s)).collect();
+                let new_all: std::collections::BTreeSet<u8> =
+                    subjects.iter().map(|s| s.key[0]).filter(|k| !all.contains(k)).collect();
+                let new_sens: std::collections::BTreeSet<u8> = subjects
+                    .iter()
+                    .filter(|s| s.sensitive)
+                    .map(|s| s.key[0])
+                    .filter(|k| !sensitive.contains(k))
+                    .collect();
+                let fits = (new_all.is_empty() || all.len() as u64 + new_all.len() as u64 <= cap)
+                    && (new_sens.is_empty() || sensitive.len() as u64 + new_sens.len() as u64 <= scap);
+                let got = rt.block_on(admit(&store, claim("T", 2026, subjects.clone(), Some(cap), Some(scap))));
+                if fits {
+                    all.extend(new_all.iter().copied());
+                    sensitive.extend(new_sens.iter().copied());
+                    proptest::prop_assert_eq!(got, Admission::Admitted {
+                        new_individuals: new_all.len() as u64,
+                        total: all.len() as u64,
+                    });
+                } else {
+                    proptest::prop_assert!(matches!(got, Admission::CapExceeded { .. }), "{:?}", got);
+                }
+            }
+        }
+    }
 }
