@@ -337,6 +337,10 @@ fn free_port() -> u16 {
 }
 
 fn start_redis() -> Option<RedisServer> {
+    start_redis_on(free_port())
+}
+
+fn start_redis_on(port: u16) -> Option<RedisServer> {
     if Command::new("redis-server")
         .arg("--version")
         .stdout(Stdio::null())
@@ -350,7 +354,6 @@ fn start_redis() -> Option<RedisServer> {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let child = Command::new("redis-server")
         .args([
             "--port",
@@ -486,4 +489,35 @@ async fn unreachable_redis_applies_the_outage_mode_without_crashing() {
         RedisStore::open("not a url", VolumeOptions::default()),
         Err(VolumeError::BadUrl { .. })
     ));
+}
+
+#[tokio::test]
+async fn redis_outage_mid_run_then_recovery() {
+    let Some(server) = start_redis() else { return };
+    let port = server.port;
+    let options = VolumeOptions {
+        redis_timeout: Duration::from_millis(500),
+        ..VolumeOptions::default()
+    };
+    let store = RedisStore::open(&server.url(), options).unwrap();
+    let c = claim("T", vec![subject(1, false)], Some(10));
+    assert_eq!(store.admit(&c).await.unwrap(), admitted(1, 1));
+    drop(server);
+    let err = store.admit(&c).await.unwrap_err();
+    assert!(matches!(err, VolumeError::Unavailable(_)), "{err}");
+    // The same address comes back (empty, as after a failover without persistence): the
+    // store reconnects by itself.
+    let _server = start_redis_on(port).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match store.admit(&c).await {
+            Ok(a) => {
+                assert_eq!(a, admitted(1, 1));
+                break;
+            }
+            Err(e) => assert!(Instant::now() < deadline, "no reconnect: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(store.guard().snapshot().store_unavailable_total >= 1);
 }
