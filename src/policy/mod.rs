@@ -1,6 +1,13 @@
 //! The decision engine (pure: no I/O). Findings × destination × time × volume → [`Decision`],
 //! exactly as the table in `shared/design/policy.md`: first rule that applies wins.
 //!
+//! How the proxy uses it: call [`Policy::decide`] after each chunk that changed the scan —
+//! the verdict is monotone in findings, so the first block is final. When the body is
+//! complete and the decision carries a [`VolumeClaim`] (approved, or forwarded under
+//! fail-open), ask the volume store once, then fold the answer in with
+//! [`Decision::apply_admission`] (or [`Decision::apply_volume_unavailable`] on a store error).
+//! Monitor mode never changes the verdict here; the proxy decides whether to enforce it.
+//!
 //! INTERFACE CONTRACT: public items keep their names and signatures; internals may change.
 
 mod transfer;
