@@ -577,12 +577,5 @@ impl BodyScanner {
     }
 }
 
-impl Classifier {
-    /// TEMPORARY until custom detectors land.
-    pub fn verify_custom_examples(&self) -> Vec<String> {
-        Vec::new()
-    }
-}
-
 #[cfg(test)]
 mod tests;
