@@ -25,10 +25,9 @@ use super::upstream::{PoolKey, Protocol};
 use super::{headers, Proxy, Runtime};
 use crate::audit::{AuditEvent, ErrorFields, RequestFacts};
 use crate::classify::{BodyScanner, ScanContext, ScanReport};
-use crate::config::{ListenerKind, Mode};
+use crate::config::{FailMode, ListenerKind, Mode};
 use crate::geo::{Destination, Region};
 use crate::policy::{Action, Decision, DecisionInput};
-use crate::volume::Admission;
 
 /// What the accept loop knows about the connection a request came on.
 #[derive(Debug, Clone, Copy)]
@@ -445,23 +444,19 @@ impl<'a> Inspection<'a> {
             None => ScanReport::default(),
         };
         let mut decision = self.decide(&report);
-        if let Some(claim) = decision.volume_claim.take().filter(|_| count) {
+        if let Some(claim) = decision.volume_claim.clone().filter(|_| count) {
             match self.rt.volume.admit(&claim).await {
                 Ok(admission) => decision.apply_admission(&admission),
                 Err(e) => {
                     // The store could not answer: the fail mode decides, as for anything we
                     // cannot verify.
-                    decision
-                        .explanation
-                        .push(format!("volume store unavailable: {e}"));
-                    if self.rt.loaded.config.classification.fail_mode
-                        == crate::config::FailMode::Closed
-                    {
-                        decision.apply_admission(&Admission::CapExceeded {
-                            cap: 0,
-                            current: 0,
-                            new_individuals: claim.subjects.len() as u64,
-                        });
+                    tracing::warn!(error = %e, transfer = %claim.transfer, "volume store unavailable");
+                    if self.rt.loaded.config.classification.fail_mode == FailMode::Closed {
+                        decision.apply_volume_unavailable();
+                    } else {
+                        decision.explanation.push(
+                            "volume: store unavailable, forwarded uncounted (fail open)".into(),
+                        );
                     }
                 }
             }
