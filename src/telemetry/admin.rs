@@ -183,8 +183,12 @@ pub async fn serve_admin(
         }
     }
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    // Connection tasks, so the ones still open after the grace period can be aborted.
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        // Reap finished connections so the set stays as small as the open ones.
+        while connections.try_join_next().is_some() {}
         let permit = tokio::select! {
             permit = Arc::clone(&slots).acquire_owned() => match permit {
                 Ok(permit) => permit,
@@ -211,7 +215,7 @@ pub async fn serve_admin(
         });
         let conn = http.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "admin connection ended with an error");
             }
@@ -222,9 +226,13 @@ pub async fn serve_admin(
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(SHUTDOWN_GRACE) => {
-            tracing::warn!("admin listener: connections still open after the shutdown grace period; dropping them");
+            tracing::warn!(
+                open = connections.len(),
+                "admin listener: connections still open after the shutdown grace period; closing them"
+            );
         }
     }
+    connections.shutdown().await;
 }
 
 /// Answers one admin request. Every route is an arm of the `match` below; add new ones there
