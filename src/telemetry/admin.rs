@@ -49,6 +49,18 @@ const MAX_CONNECTIONS: usize = 64;
 /// Response body of every admin route: boxed so fixed and streaming bodies share a type.
 pub type AdminBody = BoxBody<Bytes, Infallible>;
 
+/// Readiness check names the proxy reports (stable: dashboards and runbooks refer to them).
+pub mod checks {
+    /// The `.mmdb` country database is open.
+    pub const GEO_DB: &str = "geo_db";
+    /// The configuration parsed, validated and compiled into a policy.
+    pub const POLICY: &str = "policy";
+    /// The volume store (embedded file or Redis) answers.
+    pub const VOLUME_STORE: &str = "volume_store";
+    /// The audit sink accepts writes.
+    pub const AUDIT: &str = "audit";
+}
+
 /// One readiness condition (geo database loaded, policy valid, volume store reachable…).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReadinessCheck {
