@@ -810,3 +810,23 @@ async fn more_clients_than_connection_slots_are_all_served() {
     }
     admin.shutdown().await;
 }
+
+#[tokio::test]
+async fn shutdown_is_bounded_by_a_stalled_client() {
+    use tokio::io::AsyncWriteExt;
+    let admin = Admin::start(None).await;
+    // Half a request head, then silence: must not hold shutdown hostage.
+    let mut stalled = tokio::net::TcpStream::connect(admin.addr).await.unwrap();
+    stalled
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = std::time::Instant::now();
+    admin.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+}

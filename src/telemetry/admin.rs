@@ -49,6 +49,18 @@ const MAX_CONNECTIONS: usize = 64;
 /// Response body of every admin route: boxed so fixed and streaming bodies share a type.
 pub type AdminBody = BoxBody<Bytes, Infallible>;
 
+/// Readiness check names the proxy reports (stable: dashboards and runbooks refer to them).
+pub mod checks {
+    /// The `.mmdb` country database is open.
+    pub const GEO_DB: &str = "geo_db";
+    /// The configuration parsed, validated and compiled into a policy.
+    pub const POLICY: &str = "policy";
+    /// The volume store (embedded file or Redis) answers.
+    pub const VOLUME_STORE: &str = "volume_store";
+    /// The audit sink accepts writes.
+    pub const AUDIT: &str = "audit";
+}
+
 /// One readiness condition (geo database loaded, policy valid, volume store reachable…).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReadinessCheck {
@@ -183,8 +195,12 @@ pub async fn serve_admin(
         }
     }
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    // Connection tasks, so the ones still open after the grace period can be aborted.
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        // Reap finished connections so the set stays as small as the open ones.
+        while connections.try_join_next().is_some() {}
         let permit = tokio::select! {
             permit = Arc::clone(&slots).acquire_owned() => match permit {
                 Ok(permit) => permit,
@@ -211,7 +227,7 @@ pub async fn serve_admin(
         });
         let conn = http.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "admin connection ended with an error");
             }
@@ -222,9 +238,13 @@ pub async fn serve_admin(
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(SHUTDOWN_GRACE) => {
-            tracing::warn!("admin listener: connections still open after the shutdown grace period; dropping them");
+            tracing::warn!(
+                open = connections.len(),
+                "admin listener: connections still open after the shutdown grace period; closing them"
+            );
         }
     }
+    connections.shutdown().await;
 }
 
 /// Answers one admin request. Every route is an arm of the `match` below; add new ones there
