@@ -19,9 +19,7 @@ pub struct LoadedConfig {
 /// A configuration problem, located in the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error(
-        "{path}: cannot read configuration: {message}; pass --config PATH to a readable TOML file"
-    )]
+    #[error("{path}: cannot read configuration: {message}; pass --config PATH to a readable TOML file")]
     Read { path: String, message: String },
     #[error("{path}:{line}: {message}")]
     Invalid {
@@ -49,7 +47,10 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
         path: path.display().to_string(),
-        line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
+        line: e
+            .span()
+            .map(|s| line_of(text, s.start))
+            .unwrap_or(1),
         message: e.message().to_string(),
     })?;
     Ok(config)
