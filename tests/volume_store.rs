@@ -521,3 +521,29 @@ async fn redis_outage_mid_run_then_recovery() {
     }
     assert!(store.guard().snapshot().store_unavailable_total >= 1);
 }
+
+#[tokio::test]
+async fn redis_entity_guard_refuses_uncovered_thresholds_atomically() {
+    let Some(server) = start_redis() else { return };
+    // Only a small-volume exemption on file: no sensitive PI is covered (entity cap 0).
+    let options = VolumeOptions {
+        guard: chujing::volume::GuardOptions {
+            block_uncovered: true,
+            ..Default::default()
+        },
+        ..VolumeOptions::default()
+    };
+    let store = RedisStore::open(&server.url(), options).unwrap();
+    let c = claim("SV", vec![subject(1, false), subject(2, true)], None);
+    assert_eq!(store.admit(&c).await.unwrap(), refused(0, 0, 1));
+    // All or nothing: the transfer ledger did not count the personal-only individual either.
+    assert!(store.report(Some(2026)).await.unwrap().is_empty());
+    let c = claim("SV", vec![subject(1, false)], None);
+    assert_eq!(store.admit(&c).await.unwrap(), admitted(1, 1));
+    let rows = store.report(Some(2026)).await.unwrap();
+    let entity = rows.iter().find(|r| r.transfer == ENTITY_LEDGER).unwrap();
+    assert_eq!(
+        (entity.individuals, entity.max_individuals),
+        (1, Some(99_999))
+    );
+}
