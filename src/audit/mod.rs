@@ -289,11 +289,31 @@ impl AuditLog {
         let mut line = serde_json::to_vec(event).expect("audit events always serialise");
         line.push(b'\n');
         let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        file.write_all(&line)
-            .and_then(|_| file.flush())
-            .map_err(|source| AuditError::Write {
+        let written = file.write_all(&line).and_then(|_| file.flush());
+        let Err(first) = written else {
+            return Ok(());
+        };
+        // The file may have been rotated away, or the disk was full and has room again
+        // behind a new file: reopen the path once and retry, so the log recovers without
+        // a restart. (A partly written line before the error stays; readers skip it.)
+        let reopened = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .and_then(|mut fresh| {
+                fresh.write_all(&line)?;
+                fresh.flush()?;
+                Ok(fresh)
+            });
+        match reopened {
+            Ok(fresh) => {
+                *file = fresh;
+                Ok(())
+            }
+            Err(_) => Err(AuditError::Write {
                 path: self.path.display().to_string(),
-                source,
-            })
+                source: first,
+            }),
+        }
     }
 }

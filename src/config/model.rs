@@ -298,15 +298,38 @@ fn default_volume_backend() -> String {
     "memory".to_string()
 }
 
+/// Limits on what one client may hold or send. Every default is safe for an internet-facing
+/// listener; each exceeded limit gives an HTTP status and an audit event (see the proxy).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
+    /// A request head must arrive within this time (slowloris). Over HTTP/1.1 the timer also
+    /// runs while a keep-alive connection waits for its next request. Exceeded: the
+    /// connection is closed (no response can be framed) and audited as 408.
     #[serde(default = "default_header_read_timeout_ms")]
     pub header_read_timeout_ms: u64,
+    /// Largest request head (request line plus headers), bytes. Exceeded: 431.
     #[serde(default = "default_max_header_bytes")]
     pub max_header_bytes: usize,
+    /// Concurrent client connections over all listeners. Exceeded: 503 and close.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Most header fields in one request. Exceeded: 431.
+    #[serde(default = "default_max_headers")]
+    pub max_headers: usize,
+    /// A connection with no request in flight and no bytes moving for this long is closed.
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// Longest wait for the next piece of a request body. Exceeded: 408, upstream aborted.
+    #[serde(default = "default_body_read_timeout_ms")]
+    pub body_read_timeout_ms: u64,
+    /// Longest wait for the upstream's response head once the request was sent.
+    /// Exceeded: 504.
+    #[serde(default = "default_upstream_response_timeout_ms")]
+    pub upstream_response_timeout_ms: u64,
+    /// Concurrent HTTP/2 streams per client connection; more are refused (REFUSED_STREAM).
+    #[serde(default = "default_max_concurrent_streams")]
+    pub max_concurrent_streams: u32,
 }
 
 impl Default for LimitsConfig {
@@ -315,6 +338,11 @@ impl Default for LimitsConfig {
             header_read_timeout_ms: default_header_read_timeout_ms(),
             max_header_bytes: default_max_header_bytes(),
             max_connections: default_max_connections(),
+            max_headers: default_max_headers(),
+            idle_timeout_ms: default_idle_timeout_ms(),
+            body_read_timeout_ms: default_body_read_timeout_ms(),
+            upstream_response_timeout_ms: default_upstream_response_timeout_ms(),
+            max_concurrent_streams: default_max_concurrent_streams(),
         }
     }
 }
@@ -327,6 +355,22 @@ fn default_max_header_bytes() -> usize {
 }
 fn default_max_connections() -> usize {
     10_000
+}
+// 100 is hyper's and nginx's practical ceiling; real clients send 10-30.
+fn default_max_headers() -> usize {
+    100
+}
+fn default_idle_timeout_ms() -> u64 {
+    60_000
+}
+fn default_body_read_timeout_ms() -> u64 {
+    30_000
+}
+fn default_upstream_response_timeout_ms() -> u64 {
+    60_000
+}
+fn default_max_concurrent_streams() -> u32 {
+    100
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -656,6 +656,14 @@ fn check_limits(c: &Config, p: &mut Problems<'_>) {
         ("header_read_timeout_ms", l.header_read_timeout_ms == 0),
         ("max_header_bytes", l.max_header_bytes == 0),
         ("max_connections", l.max_connections == 0),
+        ("max_headers", l.max_headers == 0),
+        ("idle_timeout_ms", l.idle_timeout_ms == 0),
+        ("body_read_timeout_ms", l.body_read_timeout_ms == 0),
+        (
+            "upstream_response_timeout_ms",
+            l.upstream_response_timeout_ms == 0,
+        ),
+        ("max_concurrent_streams", l.max_concurrent_streams == 0),
     ] {
         if zero {
             p.add(

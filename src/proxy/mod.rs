@@ -5,6 +5,7 @@
 
 pub mod headers;
 pub mod inspect;
+pub mod limits;
 pub mod pipeline;
 pub mod reload;
 pub mod respond;
@@ -210,6 +211,41 @@ impl Proxy {
         }
     }
 
+    /// Audits a limit that ended a connection before any request could be decided (no
+    /// destination, no decision: only who hit which limit).
+    fn audit_limit(&self, conn: &ConnInfo, request_id: &str, hit: limits::LimitHit) {
+        let rt = self.runtime();
+        let facts = RequestFacts {
+            request_id,
+            listener: match conn.kind {
+                crate::config::ListenerKind::Forward => "forward",
+                crate::config::ListenerKind::Reverse => "reverse",
+            },
+            client: Some(conn.client),
+            method: "",
+            scheme: if conn.tls { "https" } else { "http" },
+            host: "",
+            port: 0,
+            version: "",
+            started: chrono::Utc::now(),
+        };
+        let event = AuditEvent::for_decision(
+            &facts,
+            None,
+            None,
+            None,
+            rt.policy.mode(),
+            false,
+            Some(hit.status),
+            Some(ErrorFields {
+                kind: hit.kind.to_string(),
+                message: hit.message.to_string(),
+            }),
+            &rt.loaded.hash,
+        );
+        self.audit(&rt, &event);
+    }
+
     /// Metrics and the canonical log line for a decision that was made.
     fn observe_decision(
         &self,
@@ -305,7 +341,10 @@ impl Proxy {
             Some(report),
             rt.policy.mode(),
             false,
-            Some(502),
+            Some(match error.kind {
+                "http_response_timeout" | "connection_timeout" => 504,
+                _ => 502,
+            }),
             Some(ErrorFields {
                 kind: error.kind.to_string(),
                 message: error.message.clone(),
@@ -314,8 +353,13 @@ impl Proxy {
         );
         self.audit(rt, &event);
         self.observe_decision(rt, facts, destination, decision, report);
+        // RFC 9110 §15.6.5: a gateway that timed out waiting answers 504, not 502.
+        let status = match error.kind {
+            "http_response_timeout" | "connection_timeout" => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::BAD_GATEWAY,
+        };
         respond::error(
-            StatusCode::BAD_GATEWAY,
+            status,
             "upstream_unreachable",
             error.kind,
             &error.message,
@@ -404,7 +448,8 @@ fn listener_tls(files: &TlsFiles) -> Result<TlsAcceptor, StartError> {
 }
 
 /// Serves all listeners until `shutdown` resolves, then stops accepting and lets in-flight
-/// requests finish for up to `drain` before returning.
+/// requests finish for up to `drain` before returning. The connection cap and the per-
+/// connection limits are read from the runtime at start (a reload does not change them).
 pub async fn serve(
     proxy: Arc<Proxy>,
     listeners: Vec<BoundListener>,
@@ -413,10 +458,14 @@ pub async fn serve(
 ) {
     let graceful = Arc::new(GracefulShutdown::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let limits = proxy.runtime().loaded.config.limits.clone();
+    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut accept_tasks = Vec::new();
     for bound in listeners {
         let proxy = Arc::clone(&proxy);
         let graceful = Arc::clone(&graceful);
+        let connections = Arc::clone(&connections);
+        let limits = limits.clone();
         let mut stop = stop_rx.clone();
         accept_tasks.push(tokio::spawn(async move {
             loop {
@@ -439,45 +488,25 @@ pub async fn serve(
                     tls: bound.tls.is_some(),
                 };
                 let proxy = Arc::clone(&proxy);
+                let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+                    // Over the cap: answer (plain HTTP/1.1 only; a TLS client just sees the
+                    // close) and audit, off the accept loop.
+                    tokio::spawn(async move {
+                        let request_id = proxy.next_request_id();
+                        proxy.audit_limit(&conn, &request_id, limits::TOO_MANY_CONNECTIONS);
+                        if !conn.tls {
+                            limits::refuse_connection(stream, &request_id).await;
+                        }
+                    });
+                    continue;
+                };
                 let tls = bound.tls.clone();
                 let watcher = graceful.watcher();
+                let limits = limits.clone();
                 tokio::spawn(async move {
+                    let _permit = permit;
                     let _connection = proxy.metrics.connection_guard();
-                    let limits = proxy.runtime().loaded.config.limits.clone();
-                    let service = service_fn(move |req| {
-                        let proxy = Arc::clone(&proxy);
-                        async move { Ok::<_, Infallible>(pipeline::handle(proxy, conn, req).await) }
-                    });
-                    let mut builder = auto::Builder::new(TokioExecutor::new());
-                    builder
-                        .http1()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
-                        .max_buf_size(limits.max_header_bytes.max(8192));
-                    builder.http2().timer(TokioTimer::new());
-                    let result = match tls {
-                        Some(acceptor) => match acceptor.accept(stream).await {
-                            Ok(tls_stream) => {
-                                let fut = builder.serve_connection_with_upgrades(
-                                    TokioIo::new(tls_stream),
-                                    service,
-                                );
-                                watcher.watch(fut.into_owned()).await
-                            }
-                            Err(e) => {
-                                tracing::debug!(error = %e, %client, "TLS handshake failed");
-                                return;
-                            }
-                        },
-                        None => {
-                            let fut = builder
-                                .serve_connection_with_upgrades(TokioIo::new(stream), service);
-                            watcher.watch(fut.into_owned()).await
-                        }
-                    };
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, %client, "connection ended with an error");
-                    }
+                    serve_connection(proxy, conn, stream, tls, watcher, &limits).await;
                 });
             }
         }));
@@ -496,6 +525,91 @@ pub async fn serve(
             ?drain,
             "drain deadline reached; closing remaining connections"
         );
+    }
+}
+
+/// One client connection under the configured limits: TLS handshake bounded by the header
+/// timeout, request heads bounded in size, count and time, HTTP/2 streams capped, and the
+/// connection closed once idle. A limit that ends the connection is audited.
+async fn serve_connection(
+    proxy: Arc<Proxy>,
+    conn: ConnInfo,
+    stream: tokio::net::TcpStream,
+    tls: Option<TlsAcceptor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    limits: &crate::config::LimitsConfig,
+) {
+    let activity = Arc::new(limits::Activity::default());
+    let io = limits::ActivityIo::new(stream, Arc::clone(&activity));
+    let service = {
+        let proxy = Arc::clone(&proxy);
+        let activity = Arc::clone(&activity);
+        service_fn(move |req| {
+            let proxy = Arc::clone(&proxy);
+            let in_flight = activity.request();
+            async move {
+                let response = pipeline::handle(proxy, conn, req).await;
+                drop(in_flight);
+                Ok::<_, Infallible>(response)
+            }
+        })
+    };
+    let header_timeout = Duration::from_millis(limits.header_read_timeout_ms);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_headers(limits.max_headers)
+        // hyper refuses buffers below 8 KiB; the head limit is the buffer limit.
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        // CVE-2023-44487 (rapid reset): bound streams reset before they were accepted.
+        .max_pending_accept_reset_streams(Some(20))
+        .keep_alive_interval(Some(Duration::from_millis(limits.idle_timeout_ms / 2)))
+        .keep_alive_timeout(header_timeout);
+    let idle = Duration::from_millis(limits.idle_timeout_ms);
+    let result = match tls {
+        Some(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(io)).await {
+            Ok(Ok(tls_stream)) => {
+                let fut = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
+                tokio::select! {
+                    r = watcher.watch(fut.into_owned()) => Some(r),
+                    () = activity.idle_expired(idle) => None,
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, client = %conn.client, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                let request_id = proxy.next_request_id();
+                proxy.audit_limit(&conn, &request_id, limits::TLS_HANDSHAKE_TIMEOUT);
+                return;
+            }
+        },
+        None => {
+            let fut = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+            tokio::select! {
+                r = watcher.watch(fut.into_owned()) => Some(r),
+                () = activity.idle_expired(idle) => None,
+            }
+        }
+    };
+    match result {
+        None => tracing::debug!(client = %conn.client, "idle connection closed"),
+        Some(Ok(())) => {}
+        Some(Err(e)) => {
+            if let Some(hit) = limits::classify_connection_error(&*e, activity.requests()) {
+                let request_id = proxy.next_request_id();
+                proxy.audit_limit(&conn, &request_id, hit);
+            }
+            tracing::debug!(error = %e, client = %conn.client, "connection ended with an error");
+        }
     }
 }
 

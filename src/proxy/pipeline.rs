@@ -10,6 +10,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::Utc;
@@ -21,7 +22,7 @@ use hyper::body::Incoming;
 use super::inspect::{BodySender, Holdback, UpstreamBody, HOLDBACK_ENCODED, HOLDBACK_IDENTITY};
 use super::respond::{self, ProxyBody, PROXY_NAME};
 use super::target::{forward_target, reverse_target, Target, TargetError};
-use super::upstream::{PoolKey, Protocol};
+use super::upstream::{PoolKey, Protocol, UpstreamError};
 use super::{headers, Proxy, Runtime};
 use crate::audit::{AuditEvent, ErrorFields, RequestFacts};
 use crate::classify::{BodyScanner, ScanContext, ScanReport};
@@ -136,6 +137,9 @@ pub async fn handle(
     }
     let destination = rt.geo.locate(&target.host, target.port, ip);
     let mut inspection = Inspection::new(&rt, proxy.metrics(), &destination, &req);
+    if inspection.active() && audit_must_block(&proxy, &rt) {
+        return audit_unavailable(&proxy, &rt, &facts, &destination);
+    }
 
     // Phase 3: request filter (URL and header values, before anything is sent).
     if inspection.active() {
@@ -175,7 +179,7 @@ pub async fn handle(
         };
         let up_req = upstream_request(&parts, &target, checkout.protocol(), UpstreamBody::empty());
         let sent_at = std::time::Instant::now();
-        let sent = proxy.upstream.send(checkout, up_req).await;
+        let sent = send_bounded(&proxy, &rt, checkout, up_req).await;
         proxy.metrics().observe_upstream(sent_at.elapsed());
         return match sent {
             Ok(resp) => proxy.deliver(&rt, &facts, &destination, &decision, &report, resp),
@@ -189,7 +193,8 @@ pub async fn handle(
         Err(e) => {
             // Nothing can leave, but the decision still matters: an attempt to send personal
             // data abroad is a block (and audited as one) even when the upstream is down.
-            return match scan_only(body, &mut inspection).await {
+            let body_timeout = Duration::from_millis(rt.loaded.config.limits.body_read_timeout_ms);
+            return match scan_only(body, &mut inspection, body_timeout).await {
                 PumpEnd::Blocked(decision, report) => {
                     proxy.refuse(&rt, &facts, &destination, &decision, &report)
                 }
@@ -200,16 +205,17 @@ pub async fn handle(
             };
         }
     };
+    let body_timeout = Duration::from_millis(rt.loaded.config.limits.body_read_timeout_ms);
     let (sender, up_body) = UpstreamBody::channel(body.size_hint());
     let up_req = upstream_request(&parts, &target, checkout.protocol(), up_body);
     let sent_at = std::time::Instant::now();
     let (sent, pumped) = tokio::join!(
         async {
-            let sent = proxy.upstream.send(checkout, up_req).await;
+            let sent = send_bounded(&proxy, &rt, checkout, up_req).await;
             proxy.metrics().observe_upstream(sent_at.elapsed());
             sent
         },
-        pump(body, sender, &mut inspection)
+        pump(body, sender, &mut inspection, body_timeout)
     );
 
     // Phase 5 happened inside the pump; phase 6: respond.
@@ -218,6 +224,12 @@ pub async fn handle(
             proxy.refuse(&rt, &facts, &destination, &decision, &report)
         }
         PumpEnd::ClientFailed(decision, report, message) => {
+            let timed_out = message == BODY_TIMEOUT;
+            let status = if timed_out {
+                StatusCode::REQUEST_TIMEOUT
+            } else {
+                StatusCode::BAD_REQUEST
+            };
             let error = ErrorFields {
                 kind: "http_request_error".into(),
                 message,
@@ -231,18 +243,28 @@ pub async fn handle(
                     Some(&report),
                     rt.policy.mode(),
                     false,
-                    Some(400),
+                    Some(status.as_u16()),
                     Some(error),
                     &rt.loaded.hash,
                 ),
             );
-            respond::error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                "http_request_error",
-                "the request body could not be read",
-                &request_id,
-            )
+            if timed_out {
+                respond::error(
+                    status,
+                    "request_timeout",
+                    "http_request_error",
+                    BODY_TIMEOUT,
+                    &request_id,
+                )
+            } else {
+                respond::error(
+                    status,
+                    "bad_request",
+                    "http_request_error",
+                    "the request body could not be read",
+                    &request_id,
+                )
+            }
         }
         PumpEnd::Complete(decision, report) => match sent {
             Ok(resp) => proxy.deliver(&rt, &facts, &destination, &decision, &report, resp),
@@ -263,11 +285,19 @@ enum PumpEnd {
 
 /// Reads the client's body through the classifier only (no upstream): for requests whose
 /// upstream could not be reached. Individuals are not counted, since nothing left.
-async fn scan_only(mut body: Incoming, inspection: &mut Inspection<'_>) -> PumpEnd {
-    while let Some(frame) = body.frame().await {
+async fn scan_only(
+    mut body: Incoming,
+    inspection: &mut Inspection<'_>,
+    timeout: Duration,
+) -> PumpEnd {
+    while let Some(frame) = next_frame(&mut body, timeout).await {
         let Ok(frame) = frame else {
             let (decision, report) = (inspection.current_decision(), inspection.snapshot());
-            return PumpEnd::ClientFailed(decision, report, "client body failed".into());
+            let message = match frame {
+                Err(BodyRead::TimedOut) => BODY_TIMEOUT.to_string(),
+                _ => "client body failed".to_string(),
+            };
+            return PumpEnd::ClientFailed(decision, report, message);
         };
         if let Some(data) = frame.data_ref() {
             inspection.feed(data);
@@ -285,11 +315,16 @@ async fn scan_only(mut body: Incoming, inspection: &mut Inspection<'_>) -> PumpE
 }
 
 /// Moves the client's body to the upstream through the classifier and the holdback queue.
-async fn pump(mut body: Incoming, tx: BodySender, inspection: &mut Inspection<'_>) -> PumpEnd {
+async fn pump(
+    mut body: Incoming,
+    tx: BodySender,
+    inspection: &mut Inspection<'_>,
+    timeout: Duration,
+) -> PumpEnd {
     let mut held = Holdback::new(inspection.holdback_limit());
     let mut trailers = None;
     let mut upstream_gone = false;
-    while let Some(frame) = body.frame().await {
+    while let Some(frame) = next_frame(&mut body, timeout).await {
         let frame = match frame {
             Ok(f) => f,
             Err(e) => {
@@ -345,6 +380,106 @@ async fn pump(mut body: Incoming, tx: BodySender, inspection: &mut Inspection<'_
         let _ = tx.send(Frame::trailers(t)).await;
     }
     PumpEnd::Complete(decision, report)
+}
+
+/// Error message (and audit text) of a body that stalled past `limits.body_read_timeout_ms`.
+const BODY_TIMEOUT: &str =
+    "request body stalled longer than limits.body_read_timeout_ms; upstream request aborted";
+
+/// Why the next body frame could not be read.
+#[derive(Debug)]
+enum BodyRead {
+    Failed(hyper::Error),
+    TimedOut,
+}
+
+impl std::fmt::Display for BodyRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // hyper's messages describe framing only, never body content.
+            BodyRead::Failed(e) => write!(f, "client body failed: {e}"),
+            BodyRead::TimedOut => f.write_str(BODY_TIMEOUT),
+        }
+    }
+}
+
+/// The next body frame, or a timeout when the client stalls (slow-body attacks hold a
+/// connection, an upstream connection and a scanner each).
+async fn next_frame(
+    body: &mut Incoming,
+    timeout: Duration,
+) -> Option<Result<Frame<Bytes>, BodyRead>> {
+    match tokio::time::timeout(timeout, body.frame()).await {
+        Ok(frame) => frame.map(|f| f.map_err(BodyRead::Failed)),
+        Err(_) => Some(Err(BodyRead::TimedOut)),
+    }
+}
+
+/// Sends upstream and waits for the response head at most `upstream_response_timeout_ms`.
+async fn send_bounded(
+    proxy: &Proxy,
+    rt: &Runtime,
+    checkout: super::upstream::Checkout,
+    request: Request<UpstreamBody>,
+) -> Result<Response<Incoming>, UpstreamError> {
+    let limit = Duration::from_millis(rt.loaded.config.limits.upstream_response_timeout_ms);
+    match tokio::time::timeout(limit, proxy.upstream.send(checkout, request)).await {
+        Ok(sent) => sent,
+        Err(_) => Err(UpstreamError {
+            kind: "http_response_timeout",
+            message: format!(
+                "upstream sent no response within {} ms (limits.upstream_response_timeout_ms)",
+                limit.as_millis()
+            ),
+        }),
+    }
+}
+
+/// Whether outbound traffic must stop because it could not be audited: the last audit
+/// write failed, and the configuration fails closed in enforce mode. A data exit that
+/// leaves no record cannot be shown to the regulator, so it is treated like one that could
+/// not be inspected.
+fn audit_must_block(proxy: &Proxy, rt: &Runtime) -> bool {
+    !proxy.health.audit_ok.load(std::sync::atomic::Ordering::Relaxed)
+        && rt.loaded.config.classification.fail_mode == FailMode::Closed
+        && rt.policy.mode() == Mode::Enforce
+}
+
+/// `503 audit_unavailable` for outbound traffic while the audit log cannot be written. The
+/// refusal itself is audited: when that write succeeds the log is healthy again and the
+/// next request passes.
+fn audit_unavailable(
+    proxy: &Proxy,
+    rt: &Runtime,
+    facts: &RequestFacts<'_>,
+    destination: &Destination,
+) -> Response<ProxyBody> {
+    let message = "the audit log cannot be written; outbound traffic is blocked until it can (fail_mode = closed)";
+    proxy.metrics().audit_write_error();
+    proxy.audit(
+        rt,
+        &AuditEvent::for_decision(
+            facts,
+            Some(destination),
+            None,
+            None,
+            rt.policy.mode(),
+            true,
+            Some(503),
+            Some(ErrorFields {
+                kind: "audit_unavailable".into(),
+                message: message.into(),
+            }),
+            &rt.loaded.hash,
+        ),
+    );
+    respond::error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "audit_unavailable",
+        "proxy_internal_error",
+        message,
+        facts.request_id,
+    )
 }
 
 /// The classifier and policy applied to one request.
