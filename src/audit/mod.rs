@@ -295,7 +295,7 @@ impl AuditLog {
         };
         // The file may have been rotated away, or the disk was full and has room again
         // behind a new file: reopen the path once and retry, so the log recovers without
-        // a restart. (A partly written line before the error stays; readers skip it.)
+        // a restart. (If the failed write got part of a line out, that fragment stays.)
         let reopened = OpenOptions::new()
             .create(true)
             .append(true)

@@ -382,6 +382,9 @@ pub struct Resolver {
     /// Keys normalised: lower case, no trailing dot (DNS names are case-insensitive and
     /// `host.` is the same name as `host`).
     pins: BTreeMap<String, Vec<IpAddr>>,
+    /// Names without a pin fail as not found instead of asking the system resolver (for
+    /// pin-only deployments, and for tests that must simulate a DNS failure offline).
+    pins_only: bool,
 }
 
 fn normalise_host(host: &str) -> String {
@@ -395,7 +398,14 @@ impl Resolver {
                 .iter()
                 .map(|(h, ips)| (normalise_host(h), ips.clone()))
                 .collect(),
+            pins_only: false,
         }
+    }
+
+    /// This resolver, never consulting DNS: a name without a pin resolves to nothing.
+    pub fn pins_only(mut self) -> Resolver {
+        self.pins_only = true;
+        self
     }
 
     /// The static pin for `host`, if any (no DNS).
@@ -414,6 +424,11 @@ impl Resolver {
         }
         if let Some(ips) = self.pinned(host) {
             return ips.first().copied().ok_or_else(|| GeoError::NoAddress {
+                host: host.to_string(),
+            });
+        }
+        if self.pins_only {
+            return Err(GeoError::NoAddress {
                 host: host.to_string(),
             });
         }

@@ -249,7 +249,10 @@ mod tests {
         let limit = Duration::from_millis(100);
         // A request in flight keeps the connection alive however long it takes.
         let waited = tokio::time::timeout(Duration::from_secs(5), activity.idle_expired(limit));
-        assert!(waited.await.is_err(), "expired while a request was in flight");
+        assert!(
+            waited.await.is_err(),
+            "expired while a request was in flight"
+        );
         drop(guard);
         let waited = tokio::time::timeout(Duration::from_secs(5), activity.idle_expired(limit));
         assert!(waited.await.is_ok(), "idle connection never expired");

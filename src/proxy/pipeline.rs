@@ -440,7 +440,10 @@ async fn send_bounded(
 /// leaves no record cannot be shown to the regulator, so it is treated like one that could
 /// not be inspected.
 fn audit_must_block(proxy: &Proxy, rt: &Runtime) -> bool {
-    !proxy.health.audit_ok.load(std::sync::atomic::Ordering::Relaxed)
+    !proxy
+        .health
+        .audit_ok
+        .load(std::sync::atomic::Ordering::Relaxed)
         && rt.loaded.config.classification.fail_mode == FailMode::Closed
         && rt.policy.mode() == Mode::Enforce
 }
