@@ -283,9 +283,28 @@ impl AuditLog {
         &self.path
     }
 
+    /// An entity-wide volume watermark crossed (counts only, never an individual).
+    pub fn write_watermark(&self, event: &crate::volume::WatermarkEvent) -> Result<(), AuditError> {
+        let level = event.level.as_str();
+        self.write_line(&serde_json::json!({
+            "@timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+            "event": {
+                "kind": "alert",
+                "category": ["configuration"],
+                "action": "volume_watermark",
+                "severity": match level { "warn" => 4, "critical" => 6, _ => 8 },
+            },
+            "chujing": { "watermark": event },
+        }))
+    }
+
     /// Writes one event as one line. The line is built before the lock is taken so the
     /// critical section is a single `write` (appends of one buffer are not interleaved).
     pub fn write(&self, event: &AuditEvent) -> Result<(), AuditError> {
+        self.write_line(event)
+    }
+
+    fn write_line<T: Serialize>(&self, event: &T) -> Result<(), AuditError> {
         let mut line = serde_json::to_vec(event).expect("audit events always serialise");
         line.push(b'\n');
         let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
