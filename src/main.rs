@@ -219,7 +219,10 @@ fn init_logging(format: &str) -> anyhow::Result<()> {
 async fn run(path: PathBuf, drain: Duration) -> anyhow::Result<()> {
     use chujing::telemetry::admin;
     let loaded = config::load(&path)?;
-    let audit = Arc::new(chujing::audit::AuditLog::open(&loaded.config.audit.path)?);
+    let audit = Arc::new(chujing::audit::AuditLog::open_rotating(
+        &loaded.config.audit.path,
+        chujing::audit::Rotation::from_config(&loaded.config.audit),
+    )?);
     let mut options = chujing::volume::VolumeOptions::from_config(&loaded.config);
     let sink_audit = Arc::clone(&audit);
     options.guard.sink = Some(Arc::new(move |event: &chujing::volume::WatermarkEvent| {

@@ -246,6 +246,15 @@ pub struct AuditConfig {
     /// Also audit decisions about domestic destinations (off: only outbound is audited).
     #[serde(default)]
     pub include_domestic: bool,
+    /// Rotate when the file would grow past this many bytes (0: never by size).
+    #[serde(default = "default_audit_max_bytes")]
+    pub max_bytes: u64,
+    /// Also rotate at the first write of each new UTC day.
+    #[serde(default)]
+    pub rotate_daily: bool,
+    /// Rotated files kept (`audit.jsonl.1` newest … `.N` oldest); older ones are deleted.
+    #[serde(default = "default_audit_keep")]
+    pub keep: usize,
 }
 
 impl Default for AuditConfig {
@@ -253,8 +262,19 @@ impl Default for AuditConfig {
         AuditConfig {
             path: default_audit_path(),
             include_domestic: false,
+            max_bytes: default_audit_max_bytes(),
+            rotate_daily: false,
+            keep: default_audit_keep(),
         }
     }
+}
+
+fn default_audit_max_bytes() -> u64 {
+    256 * 1024 * 1024
+}
+
+fn default_audit_keep() -> usize {
+    10
 }
 
 fn default_audit_path() -> PathBuf {
