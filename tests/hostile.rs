@@ -5,6 +5,9 @@
 //! nothing carrying personal data reaches the foreign upstream, and the refusal is audited.
 //! Raw sockets are used where a well-behaved client would refuse to send the attack.
 
+// The config fuzz target (included below) uses cargo-fuzz's `fuzzing` cfg.
+#![allow(unexpected_cfgs)]
+
 mod support;
 
 use std::io::Write;
@@ -480,4 +483,73 @@ async fn garbage_and_truncated_requests_do_not_crash() {
     }
     assert!(w.audited_with_status(400) >= 1);
     w.still_serving().await;
+}
+
+/// The config fuzz target's body, run on stable under proptest: random bytes, and random
+/// mutations of the shipped configurations (which reach far deeper into validation).
+#[path = "../fuzz/fuzz_targets/config.rs"]
+mod fuzz_config;
+
+mod fuzz_config_props {
+    use proptest::prelude::*;
+
+    fn seeds() -> Vec<Vec<u8>> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let mut out = vec![std::fs::read(root.join("chujing.toml")).unwrap()];
+        if let Ok(dir) = std::fs::read_dir(root.join("examples")) {
+            for entry in dir.flatten() {
+                if entry.path().extension().is_some_and(|e| e == "toml") {
+                    out.push(std::fs::read(entry.path()).unwrap());
+                }
+            }
+        }
+        out
+    }
+
+    /// Edits to apply: (position fraction, kind, byte).
+    fn edits() -> impl Strategy<Value = Vec<(f64, u8, u8)>> {
+        proptest::collection::vec((0.0f64..1.0, 0u8..4, any::<u8>()), 1..8)
+    }
+
+    fn mutate(mut data: Vec<u8>, edits: &[(f64, u8, u8)]) -> Vec<u8> {
+        const TOKENS: [&[u8]; 8] = [b"\"", b"[[", b"]", b"=", b"\n", b"0", b"-1", b"\"\\u"];
+        for &(at, kind, byte) in edits {
+            let i = ((data.len() as f64) * at) as usize;
+            let i = i.min(data.len());
+            match kind {
+                0 => {
+                    if i < data.len() {
+                        data[i] = byte;
+                    }
+                }
+                1 => {
+                    if i < data.len() {
+                        data.remove(i);
+                    }
+                }
+                2 => data.insert(i, byte),
+                _ => {
+                    let token = TOKENS[byte as usize % TOKENS.len()];
+                    data.splice(i..i, token.iter().copied());
+                }
+            }
+        }
+        data
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn fuzz_config_random_bytes(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            super::fuzz_config::check(&data);
+        }
+
+        #[test]
+        fn fuzz_config_mutated_shipped_configs(seed in 0usize..64, edits in edits()) {
+            let seeds = seeds();
+            let data = mutate(seeds[seed % seeds.len()].clone(), &edits);
+            super::fuzz_config::check(&data);
+        }
+    }
 }
