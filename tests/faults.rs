@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 
 /// An in-process proxy whose [`Proxy`] handle the test keeps (for reloads).
 struct Harness {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     config_path: PathBuf,
     audit_path: PathBuf,
     geo_path: PathBuf,
@@ -106,7 +106,7 @@ async fn start(body: &str, tweak: impl FnOnce(&mut Runtime)) -> Harness {
         Duration::from_secs(2),
     ));
     Harness {
-        dir,
+        _dir: dir,
         config_path,
         audit_path,
         geo_path,
@@ -219,6 +219,9 @@ async fn resetting_upstream(ip: &str) -> SocketAddr {
         while let Ok((mut s, _)) = listener.accept().await {
             let mut buf = [0u8; 1024];
             let _ = s.read(&mut buf).await;
+            // Zero linger sends RST on close without blocking (the deprecation is about
+            // non-zero linger blocking the thread on drop).
+            #[allow(deprecated)]
             let _ = s.set_linger(Some(Duration::ZERO));
             drop(s);
         }
@@ -440,7 +443,7 @@ max_individuals_per_year = 1000
     }
 }
 
-struct Redis(std::process::Child, tempfile::TempDir);
+struct Redis(std::process::Child, #[allow(dead_code)] tempfile::TempDir);
 
 impl Drop for Redis {
     fn drop(&mut self) {

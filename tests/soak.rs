@@ -148,7 +148,11 @@ kind = "forward"
         end as f64 / 1048576.0,
         failures.load(Ordering::Relaxed)
     );
-    assert_eq!(failures.load(Ordering::Relaxed), 0, "requests failed during the soak");
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "requests failed during the soak"
+    );
     (after_warmup, end)
 }
 

@@ -31,7 +31,10 @@ pub fn check(data: &[u8]) {
         Err(e) => {
             // Errors are `file:line: message` (or a read error), and name the file.
             let message = e.to_string();
-            assert!(message.starts_with("fuzz.toml"), "unlocated error: {message}");
+            assert!(
+                message.starts_with("fuzz.toml"),
+                "unlocated error: {message}"
+            );
         }
     }
 }

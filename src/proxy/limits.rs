@@ -242,13 +242,13 @@ pub async fn refuse_connection<S: AsyncWrite + Unpin>(mut stream: S, request_id:
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn idle_expires_only_without_requests_in_flight() {
         let activity = Arc::new(Activity::default());
         let guard = activity.request();
-        let limit = Duration::from_millis(100);
+        let limit = Duration::from_millis(50);
         // A request in flight keeps the connection alive however long it takes.
-        let waited = tokio::time::timeout(Duration::from_secs(5), activity.idle_expired(limit));
+        let waited = tokio::time::timeout(Duration::from_millis(400), activity.idle_expired(limit));
         assert!(
             waited.await.is_err(),
             "expired while a request was in flight"

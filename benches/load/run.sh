@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# Load harness: chujing (inspection on) against nginx as a plain reverse proxy (the ceiling:
+# no inspection), both in front of the same fixed upstream, driven by the same wrk settings.
+# Prints req/s, p50/p99 latency, non-2xx count and peak RSS per scenario, the chujing/nginx
+# ratios, and a 60 s constant-memory run. Everything binds to loopback.
+#
+#   apt-get install -y nginx-light wrk         # Debian/Ubuntu
+#   cargo build --release --bin chujing
+#   benches/load/run.sh                         # DURATION=10 CONNS=32 THREADS=2 SOAK=60
+#
+# Not run in CI (it needs quiet cores to mean anything).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+BIN="${CHUJING_BIN:-$ROOT/target/release/chujing}"
+DURATION="${DURATION:-10}"
+CONNS="${CONNS:-32}"
+THREADS="${THREADS:-2}"
+SOAK="${SOAK:-60}"
+UP_PORT="${UP_PORT:-18081}"     # fixed upstream (nginx, static answer) on 127.0.0.2
+NGX_PORT="${NGX_PORT:-18080}"   # nginx reverse proxy
+CJ_PORT="${CJ_PORT:-18090}"     # chujing reverse listener
+
+for tool in nginx wrk; do
+  command -v "$tool" >/dev/null || { echo "need $tool: apt-get install -y nginx-light wrk" >&2; exit 1; }
+done
+[ -x "$BIN" ] || { echo "need $BIN: cargo build --release --bin chujing" >&2; exit 1; }
+
+WORK="$(mktemp -d /tmp/chujing-load.XXXXXX)"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for conf in upstream proxy; do
+    [ -f "$WORK/$conf.pid" ] && kill "$(cat "$WORK/$conf.pid")" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# --- bodies -----------------------------------------------------------------------------
+# Clean: order-like JSON without personal data. PI: the same shape with a mobile number and
+# an email in a record, repeated to the size (distinct-looking values are not needed: the
+# work is the scan, and the transfer below approves them so both proxies forward).
+python3 - "$WORK" <<'PY'
+import json, sys
+work = sys.argv[1]
+def body(size, pi):
+    items, i = [], 0
+    while len(json.dumps({"items": items})) < size - 120:
+        rec = {"sku": f"SKU-{i:06d}", "qty": i % 7 + 1, "price": "19.90", "note": "colour blue, size M"}
+        if pi and i % 4 == 0:
+            rec["contact"] = {"mobile": "13812345678", "email": "zhang.wei@example.com"}
+        items.append(rec); i += 1
+    return json.dumps({"order": "A-1001", "items": items})
+for name, size, pi in [("1k_clean", 1024, False), ("1k_pi", 1024, True),
+                       ("64k_clean", 65536, False), ("64k_pi", 65536, True)]:
+    data = body(size, pi)
+    open(f"{work}/{name}.json", "w").write(data)
+    lua = (f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+           f'local f = io.open("{work}/{name}.json", "rb")\nwrk.body = f:read("*a")\nf:close()\n')
+    open(f"{work}/{name}.lua", "w").write(lua)
+PY
+
+# --- fixed upstream and nginx ---------------------------------------------------------------
+cat > "$WORK/upstream.conf" <<NGX
+worker_processes 1;
+pid $WORK/upstream.pid;
+error_log $WORK/upstream.err warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_max_body_size 1m;
+  client_body_buffer_size 128k;
+  server {
+    listen 127.0.0.2:$UP_PORT;
+    location / { return 200 '{"ok":true}'; }
+  }
+}
+NGX
+cat > "$WORK/proxy.conf" <<NGX
+worker_processes 2;
+pid $WORK/proxy.pid;
+error_log $WORK/proxy.err warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_max_body_size 1m;
+  client_body_buffer_size 128k;
+  upstream fixed { server 127.0.0.2:$UP_PORT; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGX_PORT;
+    location / {
+      proxy_pass http://fixed;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_request_buffering off;
+    }
+  }
+}
+NGX
+nginx -c "$WORK/upstream.conf" -p "$WORK"
+nginx -c "$WORK/proxy.conf" -p "$WORK"
+
+# --- chujing: reverse listener, destination abroad (DE) so every body is inspected --------
+cat > "$WORK/chujing.toml" <<TOML
+mode = "enforce"
+[[listener]]
+bind = "127.0.0.1:$CJ_PORT"
+kind = "reverse"
+[[route]]
+upstream = "http://fixed.test:$UP_PORT"
+[resolve]
+"fixed.test" = ["127.0.0.2"]
+[geo]
+database = "$ROOT/config/geo/country.mmdb"
+[[geo.override]]
+cidr = "127.0.0.2/32"
+country = "DE"
+[classification]
+fail_mode = "closed"
+[[transfer]]
+id = "SCC-LOAD"
+legal_basis = "standard_contract"
+countries = ["DE"]
+categories = ["cn_mobile", "email"]
+[audit]
+path = "$WORK/audit.jsonl"
+[volume]
+backend = "memory"
+TOML
+RUST_LOG=warn "$BIN" run --config "$WORK/chujing.toml" >"$WORK/chujing.log" 2>&1 &
+CJ_PID=$!
+PIDS+=("$CJ_PID")
+for _ in $(seq 100); do
+  curl -s -o /dev/null "http://127.0.0.1:$CJ_PORT/" && curl -s -o /dev/null "http://127.0.0.1:$NGX_PORT/" && break
+  sleep 0.1
+done
+
+# Sanity: both forward every scenario with 200 (a 403 would make chujing look fast).
+for s in 1k_clean 1k_pi 64k_clean 64k_pi; do
+  for port in "$NGX_PORT" "$CJ_PORT"; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' \
+      --data-binary "@$WORK/$s.json" "http://127.0.0.1:$port/orders")
+    [ "$code" = 200 ] || { echo "sanity: $s on :$port gave $code" >&2; cat "$WORK/chujing.log" >&2; exit 1; }
+  done
+done
+
+hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+# nginx: the largest peak of the proxy's master and workers (each worker is a process).
+nginx_hwm_kb() {
+  local master; master=$(cat "$WORK/proxy.pid"); local max=0
+  for pid in "$master" $(pgrep -P "$master"); do
+    local v; v=$(hwm_kb "$pid"); [ "${v:-0}" -gt "$max" ] && max=$v
+  done
+  echo "$max"
+}
+
+# wrk output → "req/s p50_ms p99_ms non2xx"
+to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.3f", v}'; }
+run_wrk() { # port scenario
+  local script=()
+  [ "$2" != get ] && script=(-s "$WORK/$2.lua")
+  wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "${script[@]}" "http://127.0.0.1:$1/orders" > "$WORK/wrk.out"
+  local rps p50 p99 bad
+  rps=$(awk '/^Requests\/sec/ {print $2}' "$WORK/wrk.out")
+  p50=$(awk '$1=="50%" {print $2}' "$WORK/wrk.out" | to_ms)
+  p99=$(awk '$1=="99%" {print $2}' "$WORK/wrk.out" | to_ms)
+  bad=$(awk '/Non-2xx/ {print $NF}' "$WORK/wrk.out"); bad=${bad:-0}
+  echo "$rps $p50 $p99 $bad"
+}
+
+echo
+echo "wrk -t$THREADS -c$CONNS -d${DURATION}s --latency; $(nproc) cores; $(date -u +%FT%TZ)"
+echo
+printf '| scenario | nginx req/s | chujing req/s | ratio | nginx p50 / p99 ms | chujing p50 / p99 ms | Δp99 ms | non-2xx (n/c) |\n'
+printf '|---|---:|---:|---:|---:|---:|---:|---:|\n'
+for s in get 1k_clean 1k_pi 64k_clean 64k_pi; do
+  read -r n_rps n_p50 n_p99 n_bad < <(run_wrk "$NGX_PORT" "$s")
+  read -r c_rps c_p50 c_p99 c_bad < <(run_wrk "$CJ_PORT" "$s")
+  awk -v s="$s" -v nr="$n_rps" -v cr="$c_rps" -v n50="$n_p50" -v n99="$n_p99" -v c50="$c_p50" -v c99="$c_p99" -v nb="$n_bad" -v cb="$c_bad" \
+    'BEGIN { printf "| %s | %.0f | %.0f | %.2f× | %.2f / %.2f | %.2f / %.2f | %+.2f | %s / %s |\n", s, nr, cr, cr/nr, n50, n99, c50, c99, c99-n99, nb, cb }'
+done
+echo
+printf 'peak RSS: nginx (largest proxy process) %.1f MiB, chujing %.1f MiB\n' \
+  "$(echo "$(nginx_hwm_kb)/1024" | bc -l)" "$(echo "$(hwm_kb "$CJ_PID")/1024" | bc -l)"
+
+# --- constant memory: SOAK seconds of 1 KiB PI POSTs, RSS sampled every 5 s -------------
+if [ "$SOAK" -gt 0 ]; then
+  wrk -t"$THREADS" -c"$CONNS" -d"${SOAK}s" -s "$WORK/1k_pi.lua" "http://127.0.0.1:$CJ_PORT/orders" > "$WORK/soak.out" &
+  WRK_PID=$!
+  samples=()
+  while kill -0 "$WRK_PID" 2>/dev/null; do
+    samples+=("$(rss_kb "$CJ_PID")")
+    sleep 5
+  done
+  wait "$WRK_PID" || true
+  echo
+  echo "constant memory, ${SOAK}s of 1 KiB PI POSTs ($(awk '/requests in/ {print $1}' "$WORK/soak.out") requests):"
+  echo "chujing RSS every 5 s (MiB): $(for s in "${samples[@]}"; do printf '%.1f ' "$(echo "$s/1024" | bc -l)"; done)"
+fi
