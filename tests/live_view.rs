@@ -141,7 +141,10 @@ fn actions_are_told_apart() {
     );
     let b = Ev::block("b", Reason::NoApprovedTransfer, "DE", None);
     assert_eq!(LiveAction::of(&b.event()), LiveAction::Blocked);
-    assert_eq!(LiveAction::of(&b.monitored().event()), LiveAction::Monitored);
+    assert_eq!(
+        LiveAction::of(&b.monitored().event()),
+        LiveAction::Monitored
+    );
     let mut f = Ev::allow("f", None);
     f.action = None;
     assert_eq!(LiveAction::of(&f.event()), LiveAction::Failed);
@@ -200,10 +203,7 @@ fn buckets_count_per_second_and_roll_out_of_the_window() {
     assert_eq!(much_later.total(LiveAction::Blocked), 0);
 
     // A new second reusing an old slot starts from zero.
-    hub.record_at(
-        &Ev::allow("a4", Some("DE")).event(),
-        T0 + WINDOW_SECS + 1,
-    );
+    hub.record_at(&Ev::allow("a4", Some("DE")).event(), T0 + WINDOW_SECS + 1);
     assert_eq!(
         hub.second(T0 + WINDOW_SECS + 1).action(LiveAction::Allowed),
         1
@@ -229,7 +229,10 @@ fn ring_keeps_only_the_latest_blocks_with_their_audit_event() {
     assert_eq!(ids, ["block-4", "block-3", "block-2"], "newest first");
     assert_eq!(hub.recent(&EventFilter::default(), 1).len(), 1);
     assert!(hub.audit_event("block-0").is_none(), "rotated out");
-    assert!(hub.audit_event("allowed-1").is_none(), "allows are not kept");
+    assert!(
+        hub.audit_event("allowed-1").is_none(),
+        "allows are not kept"
+    );
     let full: Value = serde_json::from_slice(&hub.audit_event("block-3").unwrap()).unwrap();
     assert_eq!(full["chujing"]["request_id"], "block-3");
     assert_eq!(full["chujing"]["reason"], "no_approved_transfer");
@@ -281,8 +284,15 @@ fn filters_by_reason_country_and_transfer() {
         transfer: transfer.map(str::to_string),
     };
     assert_eq!(ids(f(None, None, None)), ["4", "3", "2", "1"]);
-    assert_eq!(ids(f(Some("category_not_approved"), None, None)), ["3", "2"]);
-    assert_eq!(ids(f(None, Some("us"), None)), ["4", "2"], "country ignores case");
+    assert_eq!(
+        ids(f(Some("category_not_approved"), None, None)),
+        ["3", "2"]
+    );
+    assert_eq!(
+        ids(f(None, Some("us"), None)),
+        ["4", "2"],
+        "country ignores case"
+    );
     assert_eq!(ids(f(None, None, Some("SCC-A"))), ["4", "2"]);
     assert_eq!(ids(f(None, None, Some(""))), ["1"], "empty = no transfer");
     assert_eq!(
@@ -297,7 +307,11 @@ fn filters_by_reason_country_and_transfer() {
 
 // ---- HTTP routes, no browser -------------------------------------------------------------
 
-async fn call(hub: &LiveHub, method: &str, uri: &str) -> Option<(StatusCode, http::HeaderMap, Bytes)> {
+async fn call(
+    hub: &LiveHub,
+    method: &str,
+    uri: &str,
+) -> Option<(StatusCode, http::HeaderMap, Bytes)> {
     let req = Request::builder().method(method).uri(uri).body(()).unwrap();
     let resp = live::handle(hub, &req).await?;
     let status = resp.status();
@@ -362,20 +376,29 @@ async fn routes_answer_and_refuse_as_documented() {
 
     let (status, headers, body) = call(&hub, "GET", "/").await.unwrap();
     assert_eq!(status, StatusCode::OK);
-    assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     assert!(headers["content-security-policy"]
         .to_str()
         .unwrap()
         .contains("default-src 'none'"));
     let html = String::from_utf8(body.to_vec()).unwrap();
     assert!(html.contains("/live/assets/live.js"));
-    assert!(!html.contains("http://") && !html.contains("https://"), "no external resources");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no external resources"
+    );
 
     let (status, headers, _) = call(&hub, "GET", "/?token=s3cret%2F1").await.unwrap();
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(headers["location"], "/");
     let cookie = headers["set-cookie"].to_str().unwrap();
-    assert!(cookie.starts_with("chujing_admin_token=s3cret%2F1;"), "{cookie}");
+    assert!(
+        cookie.starts_with("chujing_admin_token=s3cret%2F1;"),
+        "{cookie}"
+    );
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
 
     for (asset, ty) in [("live.js", "text/javascript"), ("live.css", "text/css")] {
@@ -386,7 +409,9 @@ async fn routes_answer_and_refuse_as_documented() {
         assert!(headers["content-type"].to_str().unwrap().starts_with(ty));
         assert!(!body.is_empty());
     }
-    let (status, _, _) = call(&hub, "GET", "/live/assets/../../etc/passwd").await.unwrap();
+    let (status, _, _) = call(&hub, "GET", "/live/assets/../../etc/passwd")
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     let (status, headers, _) = call(&hub, "POST", "/live/state").await.unwrap();
@@ -396,8 +421,13 @@ async fn routes_answer_and_refuse_as_documented() {
     hub.record(&Ev::allow("a", Some("DE")).event());
     hub.record(&Ev::block("0000abcd00000001", Reason::NoApprovedTransfer, "DE", None).event());
     hub.record(
-        &Ev::block("0000abcd00000002", Reason::TransferExpired, "US", Some("CAC-2023-OLD"))
-            .event(),
+        &Ev::block(
+            "0000abcd00000002",
+            Reason::TransferExpired,
+            "US",
+            Some("CAC-2023-OLD"),
+        )
+        .event(),
     );
     let (status, _, body) = call(&hub, "GET", "/live/state").await.unwrap();
     assert_eq!(status, StatusCode::OK);
@@ -431,7 +461,9 @@ async fn routes_answer_and_refuse_as_documented() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(String::from_utf8_lossy(&body).contains("limit"));
 
-    let (status, _, body) = call(&hub, "GET", "/live/event/0000abcd00000001").await.unwrap();
+    let (status, _, body) = call(&hub, "GET", "/live/event/0000abcd00000001")
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK);
     let full: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(full["http"]["request"]["id"], "0000abcd00000001");
@@ -534,7 +566,10 @@ async fn event_stream_sends_snapshot_decisions_and_ticks() {
         }
     }
     assert_eq!(allowed, 1);
-    assert!((1..=2).contains(&blocked), "live-1 (and maybe before-1): {blocked}");
+    assert!(
+        (1..=2).contains(&blocked),
+        "live-1 (and maybe before-1): {blocked}"
+    );
 
     drop(body);
     // The stream's task notices the closed body and releases its slot.
@@ -579,39 +614,189 @@ impl StatusSource for NoChecks {
     }
 }
 
-/// Runs headless Chromium with `args` plus the flags that keep it off the network.
-async fn chromium(profile: &Path, args: &[String]) -> String {
-    let mut cmd = tokio::process::Command::new(CHROMIUM);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()))
-    .args(args)
-    .env_remove("http_proxy")
-    .env_remove("https_proxy")
-    .env_remove("HTTP_PROXY")
-    .env_remove("HTTPS_PROXY")
-    .kill_on_drop(true);
-    let out = tokio::time::timeout(Duration::from_secs(90), cmd.output())
-        .await
-        .expect("chromium finishes within 90 s")
-        .expect("chromium starts");
-    assert!(
-        out.status.success(),
-        "chromium failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// Headless Chromium driven over the DevTools protocol on a pipe (`--remote-debugging-pipe`:
+/// NUL-terminated JSON on the child's fds 3 and 4, mapped here to its stdin and stdout).
+/// `--dump-dom` cannot be used: it waits for virtual time, which never advances while the
+/// page's event stream is open, so it hangs.
+struct Browser {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::io::BufReader<tokio::process::ChildStdout>,
+    next_id: u64,
+    session: Option<String>,
+}
+
+impl Browser {
+    async fn launch(profile: &Path) -> Browser {
+        use std::process::Stdio;
+        let mut cmd = tokio::process::Command::new("/bin/sh");
+        // fd 3 <- our pipe (commands), fd 4 -> our pipe (answers); Chromium's own stdout
+        // and stderr are not needed.
+        cmd.arg("-c")
+            .arg(format!(
+                "exec {CHROMIUM} --headless --no-sandbox --disable-gpu --disable-quic \
+                 --no-first-run --disable-background-networking --disable-component-update \
+                 --disable-sync --disable-dev-shm-usage --hide-scrollbars \
+                 --window-size=1400,1000 --user-data-dir='{}' --remote-debugging-pipe \
+                 about:blank 3<&0 4>&1 0</dev/null 1>/dev/null 2>/dev/null",
+                profile.display()
+            ))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .env_remove("http_proxy")
+            .env_remove("https_proxy")
+            .env_remove("HTTP_PROXY")
+            .env_remove("HTTPS_PROXY")
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("chromium starts");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
+        Browser {
+            child,
+            stdin,
+            stdout,
+            next_id: 0,
+            session: None,
+        }
+    }
+
+    /// Sends one command (to the attached page, if any) and returns its result.
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut msg = serde_json::json!({"id": id, "method": method, "params": params});
+        if let Some(s) = &self.session {
+            msg["sessionId"] = Value::String(s.clone());
+        }
+        let mut bytes = serde_json::to_vec(&msg).unwrap();
+        bytes.push(0);
+        self.stdin.write_all(&bytes).await.unwrap();
+        self.stdin.flush().await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut buf = Vec::new();
+            let n = tokio::time::timeout_at(deadline, self.stdout.read_until(0, &mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("no DevTools answer to {method} within 30 s"))
+                .unwrap();
+            assert!(n > 0, "chromium closed the DevTools pipe during {method}");
+            buf.pop();
+            let answer: Value = serde_json::from_slice(&buf).unwrap();
+            // Events (no id) and answers to other sessions are skipped.
+            if answer["id"].as_u64() == Some(id) {
+                assert!(answer["error"].is_null(), "{method} failed: {answer}");
+                return answer["result"].clone();
+            }
+        }
+    }
+
+    /// Attaches to the page target and opens `url`.
+    async fn open(&mut self, url: &str) {
+        let targets = self.call("Target.getTargets", serde_json::json!({})).await;
+        let page = targets["targetInfos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["type"] == "page")
+            .expect("a page target")["targetId"]
+            .clone();
+        let attached = self
+            .call(
+                "Target.attachToTarget",
+                serde_json::json!({"targetId": page, "flatten": true}),
+            )
+            .await;
+        self.session = Some(attached["sessionId"].as_str().unwrap().to_string());
+        self.call("Page.enable", serde_json::json!({})).await;
+        self.call("Page.navigate", serde_json::json!({"url": url}))
+            .await;
+    }
+
+    async fn dom(&mut self) -> String {
+        let r = self
+            .call(
+                "Runtime.evaluate",
+                serde_json::json!({
+                    "expression": "document.documentElement.outerHTML",
+                    "returnByValue": true
+                }),
+            )
+            .await;
+        r["result"]["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Polls the DOM until `pred` holds; panics with the last DOM after `secs`.
+    async fn wait_for(&mut self, what: &str, secs: u64, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let dom = self.dom().await;
+            if pred(&dom) {
+                return dom;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: not on the page after {secs} s; DOM:\n{dom}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn screenshot(&mut self, path: &Path) {
+        let r = self
+            .call(
+                "Page.captureScreenshot",
+                serde_json::json!({"format": "png", "captureBeyondViewport": true}),
+            )
+            .await;
+        let png = base64_decode(r["data"].as_str().unwrap());
+        assert!(png.starts_with(b"\x89PNG"), "screenshot is a PNG");
+        std::fs::write(path, png).unwrap();
+    }
+
+    async fn close(mut self) {
+        self.session = None;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            self.call("Browser.close", serde_json::json!({})),
+        )
+        .await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => (c - b'A') as u32,
+            b'a'..=b'z' => (c - b'a' + 26) as u32,
+            b'0'..=b'9' => (c - b'0' + 52) as u32,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("not base64: {c}"),
+        }
+    };
+    let clean: Vec<u8> = s.bytes().filter(|&c| c != b'=' && c != b'\n').collect();
+    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
+    for chunk in clean.chunks(4) {
+        let mut acc = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            acc |= val(c) << (18 - 6 * i);
+        }
+        let bytes = acc.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    out
+}
+
+#[test]
+fn base64_decoder_is_right() {
+    assert_eq!(base64_decode("aGVsbG8="), b"hello");
+    assert_eq!(base64_decode("aGk="), b"hi");
+    assert_eq!(base64_decode("YWJj"), b"abc");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -689,6 +874,21 @@ async fn browser_shows_allowed_and_blocked_requests() {
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
 
+    // Open the page first: what follows must arrive live, over the event stream.
+    let profile = tempfile::tempdir().unwrap();
+    let mut browser = Browser::launch(profile.path()).await;
+    browser
+        .open(&format!("http://{admin}/?token={TOKEN}"))
+        .await;
+    browser
+        .wait_for("the event stream connected", 30, |dom| {
+            dom.contains("class=\"conn conn-ok\"")
+        })
+        .await;
+    browser
+        .wait_for("transfers panel", 5, |dom| dom.contains("SCC-2026-002"))
+        .await;
+
     // One allowed and one blocked request through the proxy.
     let url = format!("http://partner.test:{}/v1/orders", de.addr.port());
     let allowed = curl(&[
@@ -712,51 +912,55 @@ async fn browser_shows_allowed_and_blocked_requests() {
     let blocked_id = blocked.json()["request_id"].as_str().unwrap().to_string();
     assert_eq!(hub.recent_len(), 1);
 
-    // The snapshot ends with the last complete second: let the requests' second complete.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-
-    let profile = tempfile::tempdir().unwrap();
-    let page = format!("http://{admin}/?token={TOKEN}");
-    let dom = chromium(
-        profile.path(),
-        &[
-            "--virtual-time-budget=5000".into(),
-            "--dump-dom".into(),
-            page.clone(),
-        ],
-    )
-    .await;
-    assert!(
-        dom.contains(&format!("data-request-id=\"{blocked_id}\"")),
-        "blocked request {blocked_id} not in the table:\n{dom}"
-    );
+    // The blocked one arrives as a `decision` event; both are counted by the next ticks.
+    let row = format!("data-request-id=\"{blocked_id}\"");
+    let dom = browser
+        .wait_for("the blocked request's row", 10, |dom| dom.contains(&row))
+        .await;
     assert!(dom.contains("no_approved_transfer"), "{dom}");
     assert!(dom.contains("cn_resident_id"), "{dom}");
-    assert!(
-        dom.contains("id=\"total-allowed\">1<"),
-        "the allowed request is not counted:\n{dom}"
-    );
-    assert!(dom.contains("id=\"total-blocked\">1<"), "{dom}");
-    assert!(dom.contains("id=\"total-region-abroad\">2<"), "{dom}");
-    assert!(dom.contains("SCC-2026-002"), "transfers panel: {dom}");
-    assert!(dom.contains("class=\"conn conn-ok\""), "stream connected: {dom}");
+    let dom = browser
+        .wait_for("both requests in the per-second counts", 10, |dom| {
+            dom.contains("id=\"total-allowed\">1<")
+                && dom.contains("id=\"total-blocked\">1<")
+                && dom.contains("id=\"total-region-abroad\">2<")
+        })
+        .await;
     assert!(!dom.contains(&ids::adult()), "personal data on the page");
+    assert!(
+        dom.contains("class=\"expired\""),
+        "expired transfer highlighted"
+    );
+
+    // Click-through: the row opens the full audit event.
+    browser
+        .call(
+            "Runtime.evaluate",
+            serde_json::json!({"expression": format!(
+                "document.querySelector('[{row}]').click()"
+            )}),
+        )
+        .await;
+    let dom = browser
+        .wait_for("the audit event dialog", 10, |dom| {
+            dom.contains("\"policy_hash\"") && dom.contains("<dialog id=\"detail\" open")
+        })
+        .await;
+    assert!(
+        !dom.contains(&ids::adult()),
+        "personal data in the audit event"
+    );
+    browser
+        .call(
+            "Runtime.evaluate",
+            serde_json::json!({"expression": "document.getElementById('detail').close()"}),
+        )
+        .await;
 
     let shot = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/live-view.png");
-    let _ = std::fs::remove_file(&shot);
-    chromium(
-        profile.path(),
-        &[
-            "--virtual-time-budget=5000".into(),
-            format!("--screenshot={}", shot.display()),
-            "--window-size=1400,1000".into(),
-            page,
-        ],
-    )
-    .await;
-    let png = std::fs::read(&shot).expect("screenshot written");
-    assert!(png.starts_with(b"\x89PNG"), "screenshot is a PNG");
+    browser.screenshot(&shot).await;
     eprintln!("live view screenshot: {}", shot.display());
+    browser.close().await;
 
     let _ = stop_admin.send(());
     let _ = stop_proxy.send(());

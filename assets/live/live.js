@@ -86,11 +86,13 @@
     });
   }
 
+  // Top of the y axis: four gridline steps of 1, 2 or 5 × 10^k, so every label is a whole
+  // number of requests per second.
   function niceMax(v) {
-    if (v <= 1) return 1;
-    const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
-    return 10 * p;
+    const step = Math.max(v / 4, 1);
+    const p = Math.pow(10, Math.floor(Math.log10(step)));
+    for (const m of [1, 2, 5, 10]) if (m * p >= step) return 4 * m * p;
+    return 40 * p;
   }
 
   function drawChart(canvas, series, keys) {
@@ -124,7 +126,7 @@
       g.moveTo(left, Math.round(y(v)) + 0.5);
       g.lineTo(w - right, Math.round(y(v)) + 0.5);
       g.stroke();
-      g.fillText(Number.isInteger(v) ? String(v) : v.toFixed(1), left - 4, y(v));
+      g.fillText(fmt(v), left - 4, y(v));
     }
     g.textAlign = "center";
     g.textBaseline = "top";
@@ -132,18 +134,19 @@
       const i = n - 1 - m * 60;
       g.fillText(m === 0 ? "now" : "-" + m + " min", Math.min(Math.max(x(i), left + 16), w - right - 14), h - bottom + 6);
     }
-    for (const k of keys) {
+    keys.forEach((k, n) => {
       const v = series[k];
-      if (!v || !v.some((c) => c > 0)) continue;
+      if (!v || !v.some((c) => c > 0)) return;
       g.strokeStyle = css(k);
-      g.lineWidth = 1.5;
+      // Earlier series are drawn wider so equal values stay visible under later ones.
+      g.lineWidth = Math.max(1.5, 3.5 - n);
       g.beginPath();
       for (let i = 0; i < v.length; i++) {
         const px = x(i), py = y(v[i]);
         if (i === 0) g.moveTo(px, py); else g.lineTo(px, py);
       }
       g.stroke();
-    }
+    });
   }
 
   function renderLegend(table, series, keys, label, idPrefix) {
