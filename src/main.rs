@@ -199,7 +199,8 @@ async fn run(path: PathBuf, drain: Duration) -> anyhow::Result<()> {
         let proxy = Arc::clone(&proxy);
         let path = path.clone();
         tokio::spawn(async move {
-            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             else {
                 return;
             };

@@ -25,10 +25,9 @@ use super::upstream::{PoolKey, Protocol};
 use super::{headers, Proxy, Runtime};
 use crate::audit::{AuditEvent, ErrorFields, RequestFacts};
 use crate::classify::{BodyScanner, ScanContext, ScanReport};
-use crate::config::{ListenerKind, Mode};
+use crate::config::{FailMode, ListenerKind, Mode};
 use crate::geo::{Destination, Region};
 use crate::policy::{Action, Decision, DecisionInput};
-use crate::volume::Admission;
 
 /// What the accept loop knows about the connection a request came on.
 #[derive(Debug, Clone, Copy)]
@@ -155,7 +154,7 @@ pub async fn handle(
 
     // A request without a body is decided in full before a connection is opened.
     if body.is_end_stream() {
-        let (decision, report) = inspection.finish().await;
+        let (decision, report) = inspection.finish(true).await;
         if inspection.enforced(&decision) {
             return proxy.refuse(&rt, &facts, &destination, &decision, &report);
         }
@@ -176,9 +175,17 @@ pub async fn handle(
     let checkout = match proxy.upstream.checkout(key).await {
         Ok(c) => c,
         Err(e) => {
-            let report = inspection.snapshot();
-            let decision = inspection.current_decision();
-            return proxy.upstream_failed(&rt, &facts, &destination, &decision, &report, e);
+            // Nothing can leave, but the decision still matters: an attempt to send personal
+            // data abroad is a block (and audited as one) even when the upstream is down.
+            return match scan_only(body, &mut inspection).await {
+                PumpEnd::Blocked(decision, report) => {
+                    proxy.refuse(&rt, &facts, &destination, &decision, &report)
+                }
+                PumpEnd::Complete(decision, report)
+                | PumpEnd::ClientFailed(decision, report, _) => {
+                    proxy.upstream_failed(&rt, &facts, &destination, &decision, &report, e)
+                }
+            };
         }
     };
     let (sender, up_body) = UpstreamBody::channel(body.size_hint());
@@ -237,6 +244,29 @@ enum PumpEnd {
     ClientFailed(Decision, ScanReport, String),
 }
 
+/// Reads the client's body through the classifier only (no upstream): for requests whose
+/// upstream could not be reached. Individuals are not counted, since nothing left.
+async fn scan_only(mut body: Incoming, inspection: &mut Inspection<'_>) -> PumpEnd {
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            let (decision, report) = (inspection.current_decision(), inspection.snapshot());
+            return PumpEnd::ClientFailed(decision, report, "client body failed".into());
+        };
+        if let Some(data) = frame.data_ref() {
+            inspection.feed(data);
+            if let Some(decision) = inspection.blocking_verdict() {
+                return PumpEnd::Blocked(decision, inspection.snapshot());
+            }
+        }
+    }
+    let (decision, report) = inspection.finish(false).await;
+    if inspection.enforced(&decision) {
+        PumpEnd::Blocked(decision, report)
+    } else {
+        PumpEnd::Complete(decision, report)
+    }
+}
+
 /// Moves the client's body to the upstream through the classifier and the holdback queue.
 async fn pump(mut body: Incoming, tx: BodySender, inspection: &mut Inspection<'_>) -> PumpEnd {
     let mut held = Holdback::new(inspection.holdback_limit());
@@ -283,7 +313,7 @@ async fn pump(mut body: Incoming, tx: BodySender, inspection: &mut Inspection<'_
             }
         }
     }
-    let (decision, report) = inspection.finish().await;
+    let (decision, report) = inspection.finish(true).await;
     if inspection.enforced(&decision) {
         tx.abort("data exit blocked").await;
         return PumpEnd::Blocked(decision, report);
@@ -407,30 +437,26 @@ impl<'a> Inspection<'a> {
     }
 
     /// End of the request: the final report and decision, with individuals counted against
-    /// the approving transfer (which may turn it into `volume_cap_exceeded`).
-    async fn finish(&mut self) -> (Decision, ScanReport) {
+    /// the approving transfer when `count` (which may turn it into `volume_cap_exceeded`).
+    async fn finish(&mut self, count: bool) -> (Decision, ScanReport) {
         let report = match self.scanner.take() {
             Some(s) => s.finish(),
             None => ScanReport::default(),
         };
         let mut decision = self.decide(&report);
-        if let Some(claim) = decision.volume_claim.take() {
+        if let Some(claim) = decision.volume_claim.clone().filter(|_| count) {
             match self.rt.volume.admit(&claim).await {
                 Ok(admission) => decision.apply_admission(&admission),
                 Err(e) => {
                     // The store could not answer: the fail mode decides, as for anything we
                     // cannot verify.
-                    decision
-                        .explanation
-                        .push(format!("volume store unavailable: {e}"));
-                    if self.rt.loaded.config.classification.fail_mode
-                        == crate::config::FailMode::Closed
-                    {
-                        decision.apply_admission(&Admission::CapExceeded {
-                            cap: 0,
-                            current: 0,
-                            new_individuals: claim.subjects.len() as u64,
-                        });
+                    tracing::warn!(error = %e, transfer = %claim.transfer, "volume store unavailable");
+                    if self.rt.loaded.config.classification.fail_mode == FailMode::Closed {
+                        decision.apply_volume_unavailable();
+                    } else {
+                        decision.explanation.push(
+                            "volume: store unavailable, forwarded uncounted (fail open)".into(),
+                        );
                     }
                 }
             }
