@@ -799,6 +799,145 @@ fn base64_decoder_is_right() {
     assert_eq!(base64_decode("YWJj"), b"abc");
 }
 
+/// An in-process proxy (forward listener, `partner.test` and `approved.test` pinned to
+/// 127.0.0.2 = DE) with its handle, so the test can reach its live hub.
+struct LiveProxy {
+    proxy: Arc<chujing::proxy::Proxy>,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LiveProxy {
+    async fn start(extra: &str) -> LiveProxy {
+        let dir = tempfile::tempdir().unwrap();
+        let geo_db = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/geo/country.mmdb");
+        let config_path = dir.path().join("chujing.toml");
+        std::fs::write(
+            &config_path,
+            format!(
+                "mode = \"enforce\"\n[[listener]]\nbind = \"127.0.0.1:0\"\nkind = \"forward\"\n\
+                 [resolve]\n\"partner.test\" = [\"127.0.0.2\"]\n\"approved.test\" = [\"127.0.0.2\"]\n\
+                 [geo]\ndatabase = {:?}\nunknown_is_outbound = true\n{}\n\
+                 [audit]\npath = {:?}\n[volume]\nbackend = \"memory\"\n{extra}\n",
+                geo_db.display().to_string(),
+                support::GEO_OVERRIDES,
+                dir.path().join("audit.jsonl").display().to_string(),
+            ),
+        )
+        .unwrap();
+        let loaded = chujing::config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
+        let volume = chujing::volume::open_store(&loaded.config.volume).unwrap();
+        let (proxy, listeners) = chujing::proxy::start(loaded, volume).await.unwrap();
+        let addr = listeners[0].local_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(chujing::proxy::serve(
+            Arc::clone(&proxy),
+            listeners,
+            async move {
+                let _ = stopped.await;
+            },
+            Duration::from_secs(2),
+        ));
+        LiveProxy {
+            proxy,
+            addr,
+            _dir: dir,
+            stop,
+            task,
+        }
+    }
+
+    async fn post(&self, url: &str, body: &str) -> support::CurlResult {
+        curl(&[
+            "-x",
+            &format!("http://{}", self.addr),
+            "--data-binary",
+            body,
+            url,
+        ])
+        .await
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_feeds_the_hub_and_the_volume_report_feeds_the_transfers_panel() {
+    let de = upstream("127.0.0.2").await;
+    let p = LiveProxy::start(
+        r#"
+[[transfer]]
+id = "SCC-LIVE"
+legal_basis = "standard_contract"
+countries = ["DE"]
+hosts = ["approved.test"]
+categories = ["cn_mobile"]
+max_individuals_per_year = 1000
+
+[[transfer]]
+id = "SCC-EXPIRED"
+legal_basis = "standard_contract"
+countries = ["DE"]
+hosts = ["old.test"]
+categories = ["cn_mobile"]
+valid_from = "2019-01-01"
+valid_until = "2020-12-31"
+"#,
+    )
+    .await;
+    let hub = p.proxy.live().clone();
+    let source = live::ReportedTransfers::new();
+    hub.set_transfer_source(source.clone());
+
+    let port = de.addr.port();
+    let r = p
+        .post(
+            &format!("http://approved.test:{port}/sms"),
+            &format!("{{\"to\":\"{}\"}}", ids::MOBILE),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = p
+        .post(
+            &format!("http://partner.test:{port}/sms"),
+            &format!("{{\"to\":\"{}\"}}", ids::MOBILE),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+
+    // Every audited decision reached the hub: both counted, the block listed.
+    let now = Utc::now().timestamp() as u64;
+    let series = hub.series(now);
+    assert_eq!(series.total(LiveAction::Allowed), 1);
+    assert_eq!(series.total(LiveAction::Blocked), 1);
+    assert_eq!(series.region_total("abroad"), 2);
+    let recent = hub.recent(&EventFilter::default(), 10);
+    assert_eq!(recent.len(), 1);
+    assert_eq!(recent[0].reason, Some("no_approved_transfer"));
+    assert_eq!(recent[0].host, "partner.test");
+
+    // The panel shows the store's count for the approving transfer.
+    source.refresh(&p.proxy, Utc::now()).await.unwrap();
+    let view = hub.transfers().unwrap();
+    let live_t = view.transfers.iter().find(|t| t.id == "SCC-LIVE").unwrap();
+    assert_eq!(live_t.individuals, Some(1));
+    assert_eq!(live_t.max_individuals_per_year, Some(1000));
+    let old = view
+        .transfers
+        .iter()
+        .find(|t| t.id == "SCC-EXPIRED")
+        .unwrap();
+    assert_eq!(old.validity, Validity::Expired);
+    assert_eq!(view.statutory.individuals, 1);
+    assert_eq!(view.tier, StatutoryTier::Exempt);
+    p.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_shows_allowed_and_blocked_requests() {
     if !Path::new(CHROMIUM).exists() {
@@ -811,37 +950,10 @@ async fn browser_shows_allowed_and_blocked_requests() {
 
     // The proxy, in enforce mode, with a recording upstream "abroad" (127.0.0.2 = DE).
     let de = upstream("127.0.0.2").await;
-    let dir = tempfile::tempdir().unwrap();
-    let geo_db = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/geo/country.mmdb");
-    let config_path = dir.path().join("chujing.toml");
-    std::fs::write(
-        &config_path,
-        format!(
-            "mode = \"enforce\"\n[[listener]]\nbind = \"127.0.0.1:0\"\nkind = \"forward\"\n\
-             [resolve]\n\"partner.test\" = [\"127.0.0.2\"]\n\
-             [geo]\ndatabase = {:?}\nunknown_is_outbound = true\n{}\n\
-             [audit]\npath = {:?}\n",
-            geo_db.display().to_string(),
-            support::GEO_OVERRIDES,
-            dir.path().join("audit.jsonl").display().to_string(),
-        ),
-    )
-    .unwrap();
-    let loaded = chujing::config::load(&config_path).unwrap();
-    let volume = chujing::volume::open_store(&loaded.config.volume).unwrap();
-    let (proxy, listeners) = chujing::proxy::start(loaded, volume).await.unwrap();
-    let proxy_addr = listeners[0].local_addr();
-    let hub = proxy.live().clone();
+    let p = LiveProxy::start("").await;
+    let proxy_addr = p.addr;
+    let hub = p.proxy.live().clone();
     hub.set_transfer_source(Arc::new(FixedTransfers));
-    let (stop_proxy, proxy_stopped) = tokio::sync::oneshot::channel::<()>();
-    let proxy_task = tokio::spawn(chujing::proxy::serve(
-        proxy,
-        listeners,
-        async move {
-            let _ = proxy_stopped.await;
-        },
-        Duration::from_secs(2),
-    ));
 
     // The real admin listener, with the token and the live view attached.
     let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -963,7 +1075,6 @@ async fn browser_shows_allowed_and_blocked_requests() {
     browser.close().await;
 
     let _ = stop_admin.send(());
-    let _ = stop_proxy.send(());
     let _ = admin_task.await;
-    let _ = proxy_task.await;
+    p.stop().await;
 }

@@ -18,6 +18,7 @@
 //! allocate (their summary and audit JSON), because those are what the page lists.
 
 pub mod http;
+pub mod transfers;
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -34,6 +35,7 @@ use crate::classify::Category;
 
 pub use crate::telemetry::TransferStatus;
 pub use http::{handle, presented_token, TOKEN_COOKIE};
+pub use transfers::ReportedTransfers;
 
 /// Seconds of history the charts show (15 minutes).
 pub const WINDOW_SECS: u64 = 900;
