@@ -27,6 +27,47 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use support::{curl, ids, upstream};
 
+/// Counts heap allocations made by the current thread while `COUNTING` is set, so a test can
+/// prove that recording an allowed decision does not allocate.
+struct CountingAllocator;
+
+thread_local! {
+    static COUNTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+// SAFETY: defers every operation to the system allocator unchanged; the bookkeeping only
+// touches const-initialised thread-locals, which never allocate.
+unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            ALLOCATIONS.with(|a| a.set(a.get() + 1));
+        }
+        std::alloc::System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        std::alloc::System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            ALLOCATIONS.with(|a| a.set(a.get() + 1));
+        }
+        std::alloc::System.realloc(ptr, layout, size)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+/// Allocations `f` makes on this thread.
+fn allocations(f: impl FnOnce()) -> u64 {
+    ALLOCATIONS.with(|a| a.set(0));
+    COUNTING.with(|c| c.set(true));
+    f();
+    COUNTING.with(|c| c.set(false));
+    ALLOCATIONS.with(|a| a.get())
+}
+
 // ---- building audit events the way the proxy does ----------------------------------------
 
 struct Ev<'a> {
@@ -209,6 +250,34 @@ fn buckets_count_per_second_and_roll_out_of_the_window() {
         1
     );
     assert_eq!(hub.second(T0).action(LiveAction::Allowed), 0);
+}
+
+#[test]
+fn recording_an_allowed_decision_does_not_allocate() {
+    let hub = LiveHub::new(500);
+    let allowed = Ev::allow("a", Some("DE")).event();
+    let domestic = Ev::allow("d", Some("CN")).event();
+    let blocked = Ev::block("b", Reason::NoApprovedTransfer, "DE", None).event();
+    // Even with the ring full and a subscriber listening.
+    for i in 0..600 {
+        hub.record_at(&blocked, T0 + i);
+    }
+    let _subscriber = hub.subscribe();
+    let n = allocations(|| {
+        for i in 0..1000 {
+            hub.record_at(&allowed, T0 + i);
+            hub.record_at(&domestic, T0 + i);
+        }
+    });
+    assert_eq!(n, 0, "{n} allocations recording 2000 allowed decisions");
+    // A block allocates what the table keeps (summary strings, audit JSON, ring entry) and
+    // the SSE frame; a small, fixed number, independent of the ring's size.
+    let per_block = allocations(|| hub.record_at(&blocked, T0 + 700));
+    eprintln!("recording one blocked decision: {per_block} allocations");
+    assert!(
+        (1..=16).contains(&per_block),
+        "{per_block} allocations for one block"
+    );
 }
 
 #[test]

@@ -353,7 +353,8 @@ async fn stream_events(
 /// A server-sent event: `event: NAME` and one `data:` line of compact JSON (which never
 /// contains a newline, so one line suffices).
 pub(super) fn sse_frame<T: Serialize + ?Sized>(name: &str, value: &T) -> Bytes {
-    let mut out = BytesMut::with_capacity(64);
+    // Room for a typical decision summary, so the frame is built without regrowing.
+    let mut out = BytesMut::with_capacity(512);
     out.put_slice(b"event: ");
     out.put_slice(name.as_bytes());
     out.put_slice(b"\ndata: ");

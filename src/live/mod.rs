@@ -47,6 +47,8 @@ pub const DEFAULT_RECENT_CAPACITY: usize = 500;
 /// SSE messages buffered per hub before slow subscribers start missing some (they then get a
 /// fresh snapshot, see [`http`]).
 const BROADCAST_CAPACITY: usize = 256;
+/// Initial buffer for a block event's audit JSON.
+const AUDIT_JSON_CAPACITY: usize = 2048;
 
 /// 2024 Provisions on Promoting and Regulating Cross-Border Data Flows, Art. 7-8: individuals
 /// since 1 January. "以上" includes the number, so each threshold is reached *at* the value.
@@ -479,8 +481,10 @@ impl LiveHub {
         }
         // Built outside any lock: serialising is the slow part.
         let summary = BlockSummary::of(event, action);
-        let audit_json = match serde_json::to_vec(event) {
-            Ok(v) => Bytes::from(v),
+        // Sized for a typical event (~1.2 KB) so serialising does not regrow the buffer.
+        let mut audit_json = Vec::with_capacity(AUDIT_JSON_CAPACITY);
+        let audit_json = match serde_json::to_writer(&mut audit_json, event) {
+            Ok(()) => Bytes::from(audit_json),
             Err(e) => {
                 tracing::error!(error = %e, request_id = %event.chujing.request_id, "live view: cannot serialise an audit event; it is counted but not listed");
                 return;
