@@ -1113,6 +1113,48 @@ async fn browser_shows_allowed_and_blocked_requests() {
         "expired transfer highlighted"
     );
 
+    // A would-block (monitor mode) to the US arrives live too; the country filter then
+    // shows it alone.
+    hub.record(
+        &Ev::block(
+            "0000feed00000001",
+            Reason::CategoryNotApproved,
+            "US",
+            Some("SCC-2026-002"),
+        )
+        .monitored()
+        .event(),
+    );
+    browser
+        .wait_for("the would-block row", 10, |dom| {
+            dom.contains("data-request-id=\"0000feed00000001\"") && dom.contains("would block")
+        })
+        .await;
+    browser
+        .call(
+            "Runtime.evaluate",
+            serde_json::json!({"expression": "(() => { const s = document.getElementById('filter-country'); \
+                s.value = 'US'; s.dispatchEvent(new Event('change')); })()"}),
+        )
+        .await;
+    let dom = browser
+        .wait_for("the country filter applied", 5, |dom| !dom.contains(&row))
+        .await;
+    assert!(
+        dom.contains("data-request-id=\"0000feed00000001\""),
+        "{dom}"
+    );
+    browser
+        .call(
+            "Runtime.evaluate",
+            serde_json::json!({"expression": "(() => { const s = document.getElementById('filter-country'); \
+                s.value = ''; s.dispatchEvent(new Event('change')); })()"}),
+        )
+        .await;
+    browser
+        .wait_for("the filter cleared", 5, |dom| dom.contains(&row))
+        .await;
+
     // Click-through: the row opens the full audit event.
     browser
         .call(
