@@ -182,7 +182,9 @@ impl ScanReport {
     }
 
     pub fn has_sensitive(&self) -> bool {
-        self.findings.iter().any(|f| f.class == DataClass::Sensitive)
+        self.findings
+            .iter()
+            .any(|f| f.class == DataClass::Sensitive)
     }
 }
 
@@ -228,7 +230,9 @@ impl ClassifierOptions {
 pub enum ClassifyError {
     #[error("classification.hash_key must be 64 hex characters (32 bytes); generate one with `openssl rand -hex 32`")]
     BadHashKey,
-    #[error("no randomness available to generate the subject hash key; set classification.hash_key")]
+    #[error(
+        "no randomness available to generate the subject hash key; set classification.hash_key"
+    )]
     NoRandomness,
     #[error("custom detector {category:?}: {message}")]
     CustomDetector { category: String, message: String },

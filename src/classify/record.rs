@@ -182,7 +182,7 @@ impl Recorder {
             }
         }
         self.group.members[k] = Some(fp);
-        if self.group.strongest.map_or(true, |s| kind < s) {
+        if self.group.strongest.is_none_or(|s| kind < s) {
             self.group.strongest = Some(kind);
             self.group.strongest_value.clear();
             self.group.strongest_value.extend_from_slice(normalized);

@@ -683,7 +683,7 @@ impl Pass<'_> {
         }
         let boundary = |i: usize| {
             buf.get(i)
-                .map_or(true, |&c| !c.is_ascii_alphanumeric() && c != b'@')
+                .is_none_or(|&c| !c.is_ascii_alphanumeric() && c != b'@')
         };
         let mut v = [0u8; 16];
         let kw_near = |kind: Kw| {

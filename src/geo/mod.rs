@@ -417,15 +417,19 @@ impl Resolver {
                 host: host.to_string(),
             });
         }
-        let mut addrs = tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|e| GeoError::Resolve {
+        let mut addrs =
+            tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|e| GeoError::Resolve {
+                    host: host.to_string(),
+                    message: e.to_string(),
+                })?;
+        addrs
+            .next()
+            .map(|a| a.ip())
+            .ok_or_else(|| GeoError::NoAddress {
                 host: host.to_string(),
-                message: e.to_string(),
-            })?;
-        addrs.next().map(|a| a.ip()).ok_or_else(|| GeoError::NoAddress {
-            host: host.to_string(),
-        })
+            })
     }
 }
 

@@ -402,7 +402,7 @@ impl Policy {
             candidates += 1;
             let validity = t.validity(today);
             if validity != Validity::Valid {
-                if closest_invalid.map_or(true, |(_, v)| validity.distance() < v.distance()) {
+                if closest_invalid.is_none_or(|(_, v)| validity.distance() < v.distance()) {
                     closest_invalid = Some((i, validity));
                 }
                 continue;
@@ -414,7 +414,7 @@ impl Policy {
                 .filter(|f| !t.allows_category(f.category.as_str()))
                 .count();
             if missing > 0 {
-                if closest_category.map_or(true, |(_, m)| missing < m) {
+                if closest_category.is_none_or(|(_, m)| missing < m) {
                     closest_category = Some((i, missing));
                 }
                 continue;

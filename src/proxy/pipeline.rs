@@ -125,8 +125,17 @@ pub async fn handle(
             );
         }
     };
+    if proxy.is_own_address(ip, target.port) {
+        return respond::error(
+            StatusCode::FORBIDDEN,
+            "destination_forbidden",
+            "destination_ip_prohibited",
+            "requests to the proxy's own listeners or admin endpoint are refused",
+            &request_id,
+        );
+    }
     let destination = rt.geo.locate(&target.host, target.port, ip);
-    let mut inspection = Inspection::new(&rt, &destination, &req);
+    let mut inspection = Inspection::new(&rt, proxy.metrics(), &destination, &req);
 
     // Phase 3: request filter (URL and header values, before anything is sent).
     if inspection.active() {
@@ -165,7 +174,10 @@ pub async fn handle(
             }
         };
         let up_req = upstream_request(&parts, &target, checkout.protocol(), UpstreamBody::empty());
-        return match proxy.upstream.send(checkout, up_req).await {
+        let sent_at = std::time::Instant::now();
+        let sent = proxy.upstream.send(checkout, up_req).await;
+        proxy.metrics().observe_upstream(sent_at.elapsed());
+        return match sent {
             Ok(resp) => proxy.deliver(&rt, &facts, &destination, &decision, &report, resp),
             Err(e) => proxy.upstream_failed(&rt, &facts, &destination, &decision, &report, e),
         };
@@ -190,8 +202,13 @@ pub async fn handle(
     };
     let (sender, up_body) = UpstreamBody::channel(body.size_hint());
     let up_req = upstream_request(&parts, &target, checkout.protocol(), up_body);
+    let sent_at = std::time::Instant::now();
     let (sent, pumped) = tokio::join!(
-        proxy.upstream.send(checkout, up_req),
+        async {
+            let sent = proxy.upstream.send(checkout, up_req).await;
+            proxy.metrics().observe_upstream(sent_at.elapsed());
+            sent
+        },
         pump(body, sender, &mut inspection)
     );
 
@@ -333,16 +350,24 @@ async fn pump(mut body: Incoming, tx: BodySender, inspection: &mut Inspection<'_
 /// The classifier and policy applied to one request.
 struct Inspection<'a> {
     rt: &'a Runtime,
+    metrics: &'a crate::telemetry::Metrics,
     destination: &'a Destination,
     /// `None` when the destination is domestic: rule 1 allows whatever the body holds.
     scanner: Option<BodyScanner>,
     seen_version: u64,
     encoded: bool,
+    /// Time spent in the classifier, for the scan latency histogram.
+    scan_time: std::time::Duration,
     finished: Option<ScanReport>,
 }
 
 impl<'a> Inspection<'a> {
-    fn new<B>(rt: &'a Runtime, destination: &'a Destination, req: &Request<B>) -> Inspection<'a> {
+    fn new<B>(
+        rt: &'a Runtime,
+        metrics: &'a crate::telemetry::Metrics,
+        destination: &'a Destination,
+        req: &Request<B>,
+    ) -> Inspection<'a> {
         let outbound = match destination.region {
             Region::Mainland => false,
             Region::Unknown => rt.geo.unknown_is_outbound(),
@@ -367,12 +392,18 @@ impl<'a> Inspection<'a> {
         });
         Inspection {
             rt,
+            metrics,
             destination,
             scanner,
             seen_version: 0,
             encoded,
+            scan_time: std::time::Duration::ZERO,
             finished: None,
         }
+    }
+
+    fn rt_metrics_scan(&self, bytes: u64) {
+        self.metrics.observe_scan(self.scan_time, bytes);
     }
 
     fn active(&self) -> bool {
@@ -389,7 +420,9 @@ impl<'a> Inspection<'a> {
 
     fn feed(&mut self, chunk: &[u8]) {
         if let Some(s) = self.scanner.as_mut() {
+            let started = std::time::Instant::now();
             s.feed(chunk);
+            self.scan_time += started.elapsed();
         }
     }
 
@@ -440,7 +473,13 @@ impl<'a> Inspection<'a> {
     /// the approving transfer when `count` (which may turn it into `volume_cap_exceeded`).
     async fn finish(&mut self, count: bool) -> (Decision, ScanReport) {
         let report = match self.scanner.take() {
-            Some(s) => s.finish(),
+            Some(s) => {
+                let started = std::time::Instant::now();
+                let report = s.finish();
+                self.scan_time += started.elapsed();
+                self.rt_metrics_scan(report.bytes);
+                report
+            }
             None => ScanReport::default(),
         };
         let mut decision = self.decide(&report);

@@ -132,7 +132,7 @@ impl VolumeStore for MemoryStore {
             let years = self.years.lock().unwrap_or_else(|p| p.into_inner());
             let mut rows: Vec<VolumeRow> = years
                 .iter()
-                .filter(|(y, _)| year.map_or(true, |want| want == **y))
+                .filter(|(y, _)| year.is_none_or(|want| want == **y))
                 .flat_map(|(y, ledgers)| {
                     ledgers.iter().map(move |(name, l)| row(name, *y, &l.meta))
                 })
