@@ -219,11 +219,28 @@ fn init_logging(format: &str) -> anyhow::Result<()> {
 async fn run(path: PathBuf, drain: Duration) -> anyhow::Result<()> {
     use chujing::telemetry::admin;
     let loaded = config::load(&path)?;
-    let volume = chujing::volume::open_store_with(
-        &loaded.config.volume,
-        chujing::volume::VolumeOptions::from_config(&loaded.config),
-    )
-    .context("cannot open the volume store")?;
+    let audit = Arc::new(chujing::audit::AuditLog::open_rotating(
+        &loaded.config.audit.path,
+        chujing::audit::Rotation::from_config(&loaded.config.audit),
+    )?);
+    let mut options = chujing::volume::VolumeOptions::from_config(&loaded.config);
+    let sink_audit = Arc::clone(&audit);
+    options.guard.sink = Some(Arc::new(move |event: &chujing::volume::WatermarkEvent| {
+        tracing::warn!(
+            year = event.year,
+            class = event.class,
+            threshold = event.threshold,
+            count = event.count,
+            level = event.level.as_str(),
+            covered = event.covered,
+            "entity-wide volume watermark crossed"
+        );
+        if let Err(e) = sink_audit.write_watermark(event) {
+            tracing::error!(error = %e, "audit write failed");
+        }
+    }));
+    let volume = chujing::volume::open_store_with(&loaded.config.volume, options)
+        .context("cannot open the volume store")?;
     let admin_bind: std::net::SocketAddr = match &loaded.config.admin {
         Some(a) => a.bind,
         None => admin::DEFAULT_ADMIN_BIND
@@ -237,7 +254,7 @@ async fn run(path: PathBuf, drain: Duration) -> anyhow::Result<()> {
             .as_ref()
             .and_then(|a| a.token.as_deref()),
     );
-    let (proxy, listeners) = proxy::start(loaded, volume).await?;
+    let (proxy, listeners) = proxy::start_with_audit(loaded, volume, audit).await?;
     let admin_listener = tokio::net::TcpListener::bind(admin_bind)
         .await
         .with_context(|| {

@@ -120,7 +120,7 @@ impl Runtime {
 /// The running proxy: current runtime plus what outlives reloads.
 pub struct Proxy {
     runtime: ArcSwap<Runtime>,
-    audit: AuditLog,
+    audit: Arc<AuditLog>,
     metrics: Arc<Metrics>,
     /// The proxy's own listener and admin addresses: requests to them are refused, so the
     /// admin endpoints are never reachable through the proxy and no request loops.
@@ -134,8 +134,17 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn new(runtime: Runtime) -> Result<Arc<Proxy>, StartError> {
+        let audit = Arc::new(AuditLog::open_rotating(
+            &runtime.loaded.config.audit.path,
+            crate::audit::Rotation::from_config(&runtime.loaded.config.audit),
+        )?);
+        Proxy::with_audit(runtime, audit)
+    }
+
+    /// Like [`Proxy::new`], sharing an audit log opened earlier (the volume store's guard
+    /// writes its watermark events to the same file).
+    pub fn with_audit(runtime: Runtime, audit: Arc<AuditLog>) -> Result<Arc<Proxy>, StartError> {
         let config = &runtime.loaded.config;
-        let audit = AuditLog::open(&config.audit.path)?;
         let upstream = UpstreamPool::new(
             config.upstream.ca_bundle.as_deref(),
             config
@@ -518,5 +527,17 @@ pub async fn start(
     let runtime = Runtime::build(loaded, volume)?;
     let listeners = bind(&runtime.loaded.config.listeners).await?;
     let proxy = Proxy::new(runtime)?;
+    Ok((proxy, listeners))
+}
+
+/// Like [`start`], with an audit log shared with the volume store's guard.
+pub async fn start_with_audit(
+    loaded: LoadedConfig,
+    volume: Arc<dyn VolumeStore>,
+    audit: Arc<AuditLog>,
+) -> Result<(Arc<Proxy>, Vec<BoundListener>), StartError> {
+    let runtime = Runtime::build(loaded, volume)?;
+    let listeners = bind(&runtime.loaded.config.listeners).await?;
+    let proxy = Proxy::with_audit(runtime, audit)?;
     Ok((proxy, listeners))
 }

@@ -490,7 +490,12 @@ impl<'a> Inspection<'a> {
                     // The store could not answer: the fail mode decides, as for anything we
                     // cannot verify.
                     tracing::warn!(error = %e, transfer = %claim.transfer, "volume store unavailable");
-                    if self.rt.loaded.config.classification.fail_mode == FailMode::Closed {
+                    let config = &self.rt.loaded.config;
+                    let fail_mode = config
+                        .volume
+                        .fail_mode
+                        .unwrap_or(config.classification.fail_mode);
+                    if fail_mode == FailMode::Closed {
                         decision.apply_volume_unavailable();
                     } else {
                         decision.explanation.push(

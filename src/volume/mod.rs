@@ -164,13 +164,23 @@ impl VolumeOptions {
     /// statutory thresholds are covered; the classification fail mode doubles as the
     /// volume-store outage mode until `[volume]` has its own switch.
     pub fn from_config(config: &Config) -> VolumeOptions {
+        let v = &config.volume;
+        let mut guard = GuardOptions::from_config(config);
+        guard.enabled = v.guard.enabled;
+        guard.block_uncovered = v.guard.block_uncovered;
+        guard.warn = v.guard.warn;
+        guard.critical = v.guard.critical;
+        let defaults = VolumeOptions::default();
         VolumeOptions {
-            guard: GuardOptions::from_config(config),
-            unavailable: match config.classification.fail_mode {
+            flush_window: Duration::from_millis(v.flush_window_ms),
+            redis_timeout: Duration::from_millis(v.redis_timeout_ms),
+            redis_prefix: v.key_prefix.clone().unwrap_or(defaults.redis_prefix),
+            guard,
+            unavailable: match v.fail_mode.unwrap_or(config.classification.fail_mode) {
                 FailMode::Closed => UnavailableMode::Closed,
                 FailMode::Open => UnavailableMode::Open,
             },
-            ..VolumeOptions::default()
+            max_batch: defaults.max_batch,
         }
     }
 }
