@@ -34,6 +34,7 @@ use crate::audit::{AuditError, AuditEvent, AuditLog, ErrorFields, RequestFacts};
 use crate::classify::{Classifier, ClassifierOptions, ClassifyError, ScanReport};
 use crate::config::{ListenerConfig, LoadedConfig, Mode, TlsFiles};
 use crate::geo::{Destination, GeoDb, GeoError, Resolver};
+use crate::live::LiveHub;
 use crate::policy::{Action, Decision, Policy, PolicyError};
 use crate::telemetry::admin::targets_admin;
 use crate::telemetry::logging::{log_blocked, BlockedRequest};
@@ -129,6 +130,7 @@ pub struct Proxy {
     upstream: UpstreamPool,
     id_prefix: u32,
     id_counter: AtomicU64,
+    live: LiveHub,
 }
 
 impl Proxy {
@@ -164,12 +166,19 @@ impl Proxy {
             upstream,
             id_prefix: u32::from_le_bytes(prefix),
             id_counter: AtomicU64::new(0),
+            live: LiveHub::default(),
         }))
     }
 
     /// The runtime requests started now will use.
     pub fn runtime(&self) -> Arc<Runtime> {
         self.runtime.load_full()
+    }
+
+    /// The live view's state: every audited decision is recorded there (serve it with
+    /// [`crate::live::handle`] on the admin listener).
+    pub fn live(&self) -> &LiveHub {
+        &self.live
     }
 
     /// Replaces the runtime; requests in flight keep the old one.
@@ -206,6 +215,8 @@ impl Proxy {
 
     /// Writes an audit event for an outbound decision (domestic only when configured).
     fn audit(&self, rt: &Runtime, event: &AuditEvent) {
+        // The live view counts domestic traffic too (its charts are by region).
+        self.live.record(event);
         let domestic = event.chujing.reason == Some("domestic");
         if domestic && !rt.loaded.config.audit.include_domestic {
             return;
