@@ -553,3 +553,62 @@ mod fuzz_config_props {
         }
     }
 }
+
+#[tokio::test]
+async fn body_over_the_inspection_limit_is_uninspectable_abroad_and_fine_at_home() {
+    let w = world("[classification]\nmax_inspect_bytes = 4096\n").await;
+    let body = format!("{{\"note\":\"{}\"}}", "z".repeat(64 * 1024));
+    let send = |url: String, host: &'static str| {
+        let body = body.clone();
+        let addr = w.addr();
+        async move {
+            let payload = format!(
+                "POST {url} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            raw(addr, payload.as_bytes()).await
+        }
+    };
+    let out = send(w.de_url("/big"), "partner.test").await;
+    assert_eq!(statuses(&out), vec![403], "{out}");
+    assert!(out.contains("uninspectable"), "{out}");
+    assert!(w
+        .proxy
+        .audit()
+        .iter()
+        .any(|e| e["chujing"]["uninspectable"] == "too_large"));
+    assert!(w.de.requests().iter().all(|r| !r.complete));
+    let out = send(
+        format!("http://domestic.test:{}/big", w.cn.addr.port()),
+        "domestic.test",
+    )
+    .await;
+    assert_eq!(statuses(&out), vec![200], "{out}");
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connection_is_closed() {
+    let w = world("[limits]\nidle_timeout_ms = 300\nheader_read_timeout_ms = 20000\n").await;
+    let mut s = TcpStream::connect(w.addr()).await.unwrap();
+    let req = format!(
+        "GET http://domestic.test:{}/a HTTP/1.1\r\nHost: domestic.test\r\n\r\n",
+        w.cn.addr.port()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // Keep-alive, nothing more sent: the proxy closes within a few idle periods.
+    let started = std::time::Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "idle connection still open after 3 s");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+}
