@@ -510,14 +510,12 @@ pub async fn serve(
                 let proxy = Arc::clone(&proxy);
                 let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
                     // Over the cap: answer (plain HTTP/1.1 only; a TLS client just sees the
-                    // close) and audit, off the accept loop.
-                    tokio::spawn(async move {
-                        let request_id = proxy.next_request_id();
-                        proxy.audit_limit(&conn, &request_id, limits::TOO_MANY_CONNECTIONS);
-                        if !conn.tls {
-                            limits::refuse_connection(stream, &request_id).await;
-                        }
-                    });
+                    // close), audit, and close, without spawning anything.
+                    let request_id = proxy.next_request_id();
+                    proxy.audit_limit(&conn, &request_id, limits::TOO_MANY_CONNECTIONS);
+                    if !conn.tls {
+                        limits::refuse_connection(&stream, &request_id);
+                    }
                     continue;
                 };
                 let tls = bound.tls.clone();
