@@ -129,6 +129,22 @@ async fn smuggling_cl_te_never_lets_the_hidden_request_out_uninspected() {
     for status in statuses(&out) {
         assert!(matches!(status, 200 | 400 | 403), "{out}");
     }
+    // RFC 9112 §6.1: Transfer-Encoding overrides Content-Length, and a server that gets both
+    // must close the connection after the request. So either the front request (an empty
+    // chunked body) is served and the connection closed, leaving the hidden bytes unread, or
+    // the hidden request is parsed as one of its own and refused, or the connection is
+    // rejected as malformed. Whatever was served or refused is on record.
+    let got = statuses(&out);
+    match got.as_slice() {
+        [200] => assert!(out.contains("connection: close"), "kept alive: {out}"),
+        [200, 403] | [400] => {}
+        _ => panic!("unexpected answers {got:?}: {out}"),
+    }
+    let last = *got.last().unwrap();
+    assert!(
+        w.audited_with_status(last) >= 1,
+        "smuggling attempt not audited"
+    );
     w.still_serving().await;
 }
 
