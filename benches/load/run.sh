@@ -2,11 +2,11 @@
 # Load harness: chujing (inspection on) against nginx as a plain reverse proxy (the ceiling:
 # no inspection), both in front of the same fixed upstream, driven by the same wrk settings.
 # Prints req/s, p50/p99 latency, non-2xx count and peak RSS per scenario, the chujing/nginx
-# ratios, and a 60 s constant-memory run. Everything binds to loopback.
+# ratios, and a 60 s constant-memory run (RSS sampled every 5 s). Everything binds to loopback.
 #
 #   apt-get install -y nginx-light wrk         # Debian/Ubuntu
 #   cargo build --release --bin chujing
-#   benches/load/run.sh                         # DURATION=10 CONNS=32 THREADS=2 SOAK=60
+#   benches/load/run.sh        # env: DURATION=10 CONNS=32 THREADS=2 SOAK=60 SOAK_BODY=1k_pi
 #
 # Not run in CI (it needs quiet cores to mean anything).
 set -euo pipefail
@@ -17,6 +17,7 @@ DURATION="${DURATION:-10}"
 CONNS="${CONNS:-32}"
 THREADS="${THREADS:-2}"
 SOAK="${SOAK:-60}"
+SOAK_BODY="${SOAK_BODY:-1k_pi}"   # body of the constant-memory run
 UP_PORT="${UP_PORT:-18081}"     # fixed upstream (nginx, static answer) on 127.0.0.2
 NGX_PORT="${NGX_PORT:-18080}"   # nginx reverse proxy
 CJ_PORT="${CJ_PORT:-18090}"     # chujing reverse listener
@@ -190,7 +191,7 @@ printf 'peak RSS: nginx (largest proxy process) %.1f MiB, chujing %.1f MiB\n' \
 
 # --- constant memory: SOAK seconds of 1 KiB PI POSTs, RSS sampled every 5 s -------------
 if [ "$SOAK" -gt 0 ]; then
-  wrk -t"$THREADS" -c"$CONNS" -d"${SOAK}s" -s "$WORK/1k_pi.lua" "http://127.0.0.1:$CJ_PORT/orders" > "$WORK/soak.out" &
+  wrk -t"$THREADS" -c"$CONNS" -d"${SOAK}s" -s "$WORK/$SOAK_BODY.lua" "http://127.0.0.1:$CJ_PORT/orders" > "$WORK/soak.out" &
   WRK_PID=$!
   samples=()
   while kill -0 "$WRK_PID" 2>/dev/null; do
@@ -199,6 +200,6 @@ if [ "$SOAK" -gt 0 ]; then
   done
   wait "$WRK_PID" || true
   echo
-  echo "constant memory, ${SOAK}s of 1 KiB PI POSTs ($(awk '/requests in/ {print $1}' "$WORK/soak.out") requests):"
+  echo "constant memory, ${SOAK}s of $SOAK_BODY POSTs ($(awk '/requests in/ {print $1}' "$WORK/soak.out") requests):"
   echo "chujing RSS every 5 s (MiB): $(for s in "${samples[@]}"; do printf '%.1f ' "$(echo "$s/1024" | bc -l)"; done)"
 fi
