@@ -20,7 +20,8 @@ SOAK="${SOAK:-60}"
 SOAK_BODY="${SOAK_BODY:-1k_pi}"   # body of the constant-memory run
 UP_PORT="${UP_PORT:-18081}"     # fixed upstream (nginx, static answer) on 127.0.0.2
 NGX_PORT="${NGX_PORT:-18080}"   # nginx reverse proxy
-CJ_PORT="${CJ_PORT:-18090}"     # chujing reverse listener
+CJ_PORT="${CJ_PORT:-18090}"     # chujing reverse listener, destination abroad (inspected)
+CJ0_PORT="${CJ0_PORT:-18091}"   # chujing, destination mainland (no inspection)
 
 for tool in nginx wrk; do
   command -v "$tool" >/dev/null || { echo "need $tool: apt-get install -y nginx-light wrk" >&2; exit 1; }
@@ -35,7 +36,7 @@ cleanup() {
     [ -f "$WORK/$conf.pid" ] && kill "$(cat "$WORK/$conf.pid")" 2>/dev/null || true
   done
   wait 2>/dev/null || true
-  rm -rf "$WORK"
+  [ -n "${KEEP:-}" ] && echo "kept $WORK" >&2 || rm -rf "$WORK"
 }
 trap cleanup EXIT
 
@@ -131,18 +132,28 @@ categories = ["cn_mobile", "email"]
 path = "$WORK/audit.jsonl"
 [volume]
 backend = "memory"
+[admin]
+bind = "127.0.0.1:$((CJ_PORT + 5))"
 TOML
 RUST_LOG=warn "$BIN" run --config "$WORK/chujing.toml" >"$WORK/chujing.log" 2>&1 &
 CJ_PID=$!
 PIDS+=("$CJ_PID")
+# The same proxy with the destination mapped to the mainland (CN): rule 1 allows without
+# scanning, so this separates the proxy's own cost from the inspection's.
+sed -e "s/127.0.0.1:$CJ_PORT\"/127.0.0.1:$CJ0_PORT\"/" -e "s/127.0.0.1:$((CJ_PORT + 5))/127.0.0.1:$((CJ0_PORT + 5))/" \
+  -e 's/country = "DE"/country = "CN"/' \
+  -e "s#$WORK/audit.jsonl#$WORK/audit-cn.jsonl#" "$WORK/chujing.toml" > "$WORK/chujing-cn.toml"
+RUST_LOG=warn "$BIN" run --config "$WORK/chujing-cn.toml" >"$WORK/chujing-cn.log" 2>&1 &
+PIDS+=("$!")
 for _ in $(seq 100); do
-  curl -s -o /dev/null "http://127.0.0.1:$CJ_PORT/" && curl -s -o /dev/null "http://127.0.0.1:$NGX_PORT/" && break
+  curl -s -o /dev/null "http://127.0.0.1:$CJ_PORT/" && curl -s -o /dev/null "http://127.0.0.1:$CJ0_PORT/" \
+    && curl -s -o /dev/null "http://127.0.0.1:$NGX_PORT/" && break
   sleep 0.1
 done
 
 # Sanity: both forward every scenario with 200 (a 403 would make chujing look fast).
 for s in 1k_clean 1k_pi 64k_clean 64k_pi; do
-  for port in "$NGX_PORT" "$CJ_PORT"; do
+  for port in "$NGX_PORT" "$CJ_PORT" "$CJ0_PORT"; do
     code=$(curl -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' \
       --data-binary "@$WORK/$s.json" "http://127.0.0.1:$port/orders")
     [ "$code" = 200 ] || { echo "sanity: $s on :$port gave $code" >&2; cat "$WORK/chujing.log" >&2; exit 1; }
@@ -177,13 +188,14 @@ run_wrk() { # port scenario
 echo
 echo "wrk -t$THREADS -c$CONNS -d${DURATION}s --latency; $(nproc) cores; $(date -u +%FT%TZ)"
 echo
-printf '| scenario | nginx req/s | chujing req/s | ratio | nginx p50 / p99 ms | chujing p50 / p99 ms | Δp99 ms | non-2xx (n/c) |\n'
-printf '|---|---:|---:|---:|---:|---:|---:|---:|\n'
+printf '| scenario | nginx req/s | chujing req/s | ratio | nginx p50 / p99 ms | chujing p50 / p99 ms | Δp99 ms | chujing, no inspection: req/s (ratio) | non-2xx (n/c) |\n'
+printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 for s in get 1k_clean 1k_pi 64k_clean 64k_pi; do
   read -r n_rps n_p50 n_p99 n_bad < <(run_wrk "$NGX_PORT" "$s")
   read -r c_rps c_p50 c_p99 c_bad < <(run_wrk "$CJ_PORT" "$s")
-  awk -v s="$s" -v nr="$n_rps" -v cr="$c_rps" -v n50="$n_p50" -v n99="$n_p99" -v c50="$c_p50" -v c99="$c_p99" -v nb="$n_bad" -v cb="$c_bad" \
-    'BEGIN { printf "| %s | %.0f | %.0f | %.2f× | %.2f / %.2f | %.2f / %.2f | %+.2f | %s / %s |\n", s, nr, cr, cr/nr, n50, n99, c50, c99, c99-n99, nb, cb }'
+  read -r z_rps _ _ _ < <(run_wrk "$CJ0_PORT" "$s")
+  awk -v s="$s" -v nr="$n_rps" -v cr="$c_rps" -v zr="$z_rps" -v n50="$n_p50" -v n99="$n_p99" -v c50="$c_p50" -v c99="$c_p99" -v nb="$n_bad" -v cb="$c_bad" \
+    'BEGIN { printf "| %s | %.0f | %.0f | %.2f× | %.2f / %.2f | %.2f / %.2f | %+.2f | %.0f (%.2f×) | %s / %s |\n", s, nr, cr, cr/nr, n50, n99, c50, c99, c99-n99, zr, zr/nr, nb, cb }'
 done
 echo
 printf 'peak RSS: nginx (largest proxy process) %.1f MiB, chujing %.1f MiB\n' \
