@@ -118,10 +118,11 @@ async fn reload_under_load_loses_no_request_and_sigterm_drains() {
         .args(["run", "--drain-seconds", "10", "--config"])
         .arg(&cfg)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("chujing.log")).unwrap())
         .spawn()
         .unwrap();
     let mut proc = Running(child);
+    let log = || std::fs::read_to_string(dir.path().join("chujing.log")).unwrap_or_default();
     wait_listening(port).await;
 
     let client = reqwest::Client::builder()
@@ -189,7 +190,8 @@ async fn reload_under_load_loses_no_request_and_sigterm_drains() {
     while post(&client, &url, mobile_body()).await != 200 {
         assert!(
             Instant::now() < deadline,
-            "file-change reload never took effect"
+            "file-change reload never took effect; proxy log:\n{}",
+            log()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
