@@ -4,7 +4,7 @@
 //! look-behind to confirm identifiers that are only PI next to a keyword (passport numbers,
 //! travel permits, bare HK ID numbers).
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 /// What a keyword announces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +153,9 @@ impl Keywords {
         let ac = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
+            // A full DFA: one table lookup per byte on the hot path (the keyword set is
+            // small, so its memory is a few hundred KiB, built once per classifier).
+            .kind(Some(AhoCorasickKind::DFA))
             .build(&pats)?;
         Ok(Keywords { ac, kinds, max_len })
     }

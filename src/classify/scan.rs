@@ -95,6 +95,7 @@ impl Window {
             events: &mut self.events,
             loc_until: self.loc_until,
             kw_next: self.kw_next,
+            floor: 0,
         };
         let (kw_resume, kw_block) = s.keywords(self.kw_from);
         let rx_resume = s.custom_regex(self.rx_from);
@@ -155,42 +156,56 @@ struct Pass<'a> {
     events: &'a mut VecDeque<(u64, Event)>,
     loc_until: u64,
     kw_next: u64,
+    /// Candidates before this index were decided in this pass.
+    floor: usize,
 }
 
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 
-/// True when some byte of `w` is an ASCII digit or `@` (exact: the has-less-than trick only
-/// errs on bytes *after* a true match).
+/// High bit of each byte of `w` that is an ASCII digit (exact per byte: the additions
+/// cannot carry between bytes because the high bits are cleared first).
 #[inline(always)]
-fn word_has_candidate(w: u64) -> bool {
-    let d = w ^ (LO * 0x30);
-    let digits = d.wrapping_sub(LO * 10) & !d & HI;
-    let a = w ^ (LO * 0x40);
-    let at = a.wrapping_sub(LO) & !a & HI;
-    (digits | at) != 0
+fn digit_mask(w: u64) -> u64 {
+    let t = w & !HI;
+    let ge_0 = t.wrapping_add(LO * (0x80 - 0x30)) & HI;
+    let ge_colon = t.wrapping_add(LO * (0x80 - 0x3A)) & HI;
+    ge_0 & !ge_colon & !w & HI
 }
 
+/// High bit of each byte of `w` equal to `@` (exact per byte).
 #[inline(always)]
-fn is_candidate(b: u8) -> bool {
-    b.is_ascii_digit() || b == b'@'
+fn at_mask(w: u64) -> u64 {
+    let x = w ^ (LO * 0x40);
+    !(((x & !HI).wrapping_add(!HI)) | x) & HI
 }
 
-/// Next index ≥ `i` holding a digit or `@`, or `buf.len()`.
+/// Candidate starts in the first five bytes of `w`: four digits in a row (every identifier
+/// has a group of at least four digits: 3-4-4 mobiles, 4-4-4-4 cards, 6-8-4 IDs, HK/TW/
+/// passports), plus any `@` in the word.
+#[inline(always)]
+fn candidate_mask(w: u64) -> u64 {
+    let d = digit_mask(w);
+    (d & (d >> 8) & (d >> 16) & (d >> 24)) | at_mask(w)
+}
+
+/// Next index ≥ `i` where a run of four digits starts or an `@` sits, or `buf.len()`.
+/// Eight bytes are tested per step and steps overlap by three, so a run is seen at its
+/// first digit.
 #[inline]
 fn next_candidate(buf: &[u8], mut i: usize) -> usize {
     while i + 8 <= buf.len() {
         let w = u64::from_le_bytes(buf[i..i + 8].try_into().expect("8 bytes"));
-        if word_has_candidate(w) {
-            for (k, &b) in buf[i..i + 8].iter().enumerate() {
-                if is_candidate(b) {
-                    return i + k;
-                }
-            }
+        let m = candidate_mask(w);
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
         }
-        i += 8;
+        i += 5;
     }
-    while i < buf.len() && !is_candidate(buf[i]) {
+    while i < buf.len() {
+        if buf[i] == b'@' || (i + 4 <= buf.len() && buf[i..i + 4].iter().all(u8::is_ascii_digit)) {
+            return i;
+        }
         i += 1;
     }
     i
@@ -208,10 +223,23 @@ impl Pass<'_> {
     /// Returns the resume index and whether it stopped inside a long digit group.
     fn run(&mut self, mut i: usize) -> (usize, bool) {
         let len = self.buf.len();
+        self.floor = i;
         loop {
             i = next_candidate(self.buf, i);
             if i >= len {
-                return (len, false);
+                if self.eof {
+                    return (len, false);
+                }
+                // Digits and separators at the end may begin a candidate once more arrives
+                // (`138 12|34 5678`): re-read them next pass.
+                let mut t = len;
+                while t > self.floor
+                    && len - t < 64
+                    && matches!(self.buf[t - 1], b'0'..=b'9' | b' ' | b'-' | b'+' | b'(' | b')')
+                {
+                    t -= 1;
+                }
+                return (t, false);
             }
             let step = if self.buf[i] == b'@' {
                 self.email(i)
@@ -219,7 +247,10 @@ impl Pass<'_> {
                 self.digits(i)
             };
             match step {
-                Step::Done(next) => i = next,
+                Step::Done(next) => {
+                    i = next;
+                    self.floor = next;
+                }
                 Step::Incomplete(at) => return (at, false),
                 Step::LongToEnd => return (len, true),
             }
@@ -398,6 +429,26 @@ impl Pass<'_> {
     fn digits(&mut self, p: usize) -> Step {
         let buf = self.buf;
         let len = buf.len();
+        // The trigger is the first group of four or more digits; shorter groups before it
+        // (`+86 138 1234 5678`) belong to the same value. Never step back into what this
+        // pass already decided.
+        let mut p = p;
+        let mut back = 0;
+        while back < MAX_GROUPS - 2
+            && p >= self.floor + 2
+            && matches!(buf[p - 1], b' ' | b'-')
+            && buf[p - 2].is_ascii_digit()
+        {
+            let mut q = p - 1;
+            while q > self.floor && p - 1 - q < 3 && buf[q - 1].is_ascii_digit() {
+                q -= 1;
+            }
+            if q > 0 && buf[q - 1].is_ascii_digit() {
+                break; // a longer group: it was (or will be) a trigger of its own
+            }
+            p = q;
+            back += 1;
+        }
         let mut starts = [0usize; MAX_GROUPS];
         let mut lens = [0usize; MAX_GROUPS];
         let mut n = 0;
@@ -805,15 +856,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn swar_matches_bytewise() {
+    fn swar_masks_are_exact_per_byte() {
         for b in 0..=255u8 {
-            let mut w = [b'a'; 8];
-            w[5] = b;
-            assert_eq!(
-                word_has_candidate(u64::from_le_bytes(w)),
-                is_candidate(b),
-                "{b}"
-            );
+            for pos in 0..8 {
+                let mut w = [b'a'; 8];
+                w[pos] = b;
+                let w = u64::from_le_bytes(w);
+                let bit = 1u64 << (pos * 8 + 7);
+                assert_eq!(digit_mask(w) == bit, b.is_ascii_digit(), "{b} at {pos}");
+                assert_eq!(at_mask(w) == bit, b == b'@', "{b} at {pos}");
+            }
+        }
+    }
+
+    #[test]
+    fn candidates_found_at_run_start() {
+        let hay = b"ab 12 3456789 x@y 123";
+        let mut found = Vec::new();
+        let mut i = 0;
+        while i < hay.len() {
+            i = next_candidate(hay, i);
+            if i < hay.len() {
+                found.push(i);
+                i += 1;
+                while i < hay.len() && hay[i].is_ascii_digit() {
+                    i += 1;
+                }
+            }
+        }
+        assert_eq!(found, vec![6, 15]);
+        for start in 0..20 {
+            let mut v = vec![b'x'; 40];
+            v[start..start + 4].copy_from_slice(b"1234");
+            assert_eq!(next_candidate(&v, 0), start);
         }
     }
 }
