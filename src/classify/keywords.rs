@@ -20,97 +20,48 @@ pub enum Kw {
     Custom(usize),
 }
 
-const PASSPORT: &[&str] = &["passport", "护照", "旅行证件", "護照"];
-const PERMIT: &[&str] = &[
-    "通行证",
-    "回乡证",
-    "往来港澳",
-    "港澳居民来往内地",
-    "出入境",
-    "permit",
-    "hkmacao",
-    "通行證",
-];
-const HK_ID: &[&str] = &[
-    "hkid",
-    "hk_id",
-    "香港身份证",
-    "香港身份證",
-    "身份證",
-    "hong kong id",
-];
+// At most 64 built-in patterns in total, matched case-sensitively: that keeps the
+// automaton's SIMD (Teddy) prefilter, which is what lets the keyword pass run at memory
+// speed. Case variants are listed explicitly (camelCase keys put the word capitalised in
+// the middle: `realName`, `homeAddress`), and short stems cover their longer forms
+// (`addr` → `address`, `lat` → `latitude`, `diagnos` → `diagnosis`).
+const PASSPORT: &[&str] = &["passport", "Passport", "护照"];
+const PERMIT: &[&str] = &["permit", "Permit", "通行证", "回乡证", "往来港澳"];
+const HK_ID: &[&str] = &["hkid", "HKID", "HkId", "香港身份"];
 const NAME: &[&str] = &[
+    "name",
+    "Name",
+    "NAME",
+    "holder",
+    "Holder",
     "姓名",
-    "名字",
     "收件人",
     "收货人",
     "联系人",
     "持卡人",
     "申请人",
     "患者",
-    "客户",
     "乘客",
-    "住客",
-    "寄件人",
-    "法定代表人",
-    "监护人",
-    "name",
-    "realname",
-    "real_name",
-    "fullname",
-    "full_name",
-    "holder",
 ];
-const ADDRESS: &[&str] = &[
-    "地址",
-    "住址",
-    "收货地址",
-    "家庭住址",
-    "户籍",
-    "居住地",
-    "详细地址",
-    "address",
-    "addr",
-];
+const ADDRESS: &[&str] = &["addr", "Addr", "ADDR", "地址", "住址", "户籍", "居住地"];
 const LOCATION: &[&str] = &[
+    "location",
+    "Location",
+    "lat",
+    "Lat",
+    "lng",
+    "Lng",
+    "lon",
+    "Lon",
+    "gps",
+    "GPS",
     "经纬度",
     "坐标",
     "定位",
-    "位置",
-    "location",
-    "lnglat",
-    "latlng",
-    "latitude",
-    "longitude",
-    "lat",
-    "lng",
-    "lon",
-    "gps",
-    "coordinates",
-    "geo",
 ];
 const HEALTH: &[&str] = &[
-    "病历",
-    "病案",
-    "诊断",
-    "住院号",
-    "门诊号",
-    "就诊",
-    "病史",
-    "处方",
-    "过敏史",
-    "体检",
-    "检验报告",
-    "病情",
-    "症状",
-    "疾病",
-    "diagnosis",
-    "medical",
-    "icd10",
-    "icd-10",
-    "patient",
-    "病歷",
-    "診斷",
+    "diagnos", "Diagnos", "medical", "Medical", "icd", "ICD", "patient", "Patient", "病历", "病案",
+    "诊断", "住院", "门诊", "病史",
 ];
 
 /// The compiled keyword automaton and each pattern's kind.
@@ -124,6 +75,8 @@ pub struct Keywords {
 
 impl Keywords {
     /// Built-in keywords plus each custom detector's list (`custom[i]` → `Kw::Custom(i)`).
+    /// Custom keywords are matched as written (case-sensitively); past 64 patterns in total
+    /// the SIMD prefilter is lost and the keyword pass slows to automaton speed.
     pub fn new(custom: &[Vec<String>]) -> Result<Keywords, aho_corasick::BuildError> {
         let mut pats: Vec<String> = Vec::new();
         let mut kinds = Vec::new();
@@ -148,13 +101,10 @@ impl Keywords {
             }
         }
         let max_len = pats.iter().map(String::len).max().unwrap_or(1);
-        // ASCII case-insensitive so `PassportNo`, `NAME`, `Address` all match; CJK is
-        // unaffected. Leftmost-longest so `收货地址` wins over `地址`.
+        // Leftmost-longest: of overlapping keywords the longer, more specific one wins.
         let ac = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
-            // A full DFA: one table lookup per byte on the hot path (the keyword set is
-            // small, so its memory is a few hundred KiB, built once per classifier).
+            // A full DFA behind the prefilter: one table lookup per byte when verifying.
             .kind(Some(AhoCorasickKind::DFA))
             .build(&pats)?;
         Ok(Keywords { ac, kinds, max_len })
@@ -310,13 +260,13 @@ pub fn address(buf: &[u8], i: usize) -> Option<usize> {
     if text.chars().count() < 6 {
         return None;
     }
-    let gazetteer = PROVINCES
-        .iter()
-        .any(|p| text.starts_with(p) || text.contains(p))
-        || ADMIN.iter().any(|a| text.contains(a));
-    let grammar = GRAMMAR.iter().any(|g| text.contains(g));
+    // Cheapest tests first: most values that follow an address keyword either are
+    // addresses (admin suffix present) or fail on the street grammar.
     let number = text.bytes().any(|b| b.is_ascii_digit()) || text.contains('号');
-    (gazetteer && grammar && number).then_some(j)
+    let grammar = number && GRAMMAR.iter().any(|g| text.contains(g));
+    let gazetteer = grammar
+        && (ADMIN.iter().any(|a| text.contains(a)) || PROVINCES.iter().any(|p| text.contains(p)));
+    gazetteer.then_some(j)
 }
 
 /// A coordinate pair inside China after a location keyword: two decimal numbers with at
@@ -392,6 +342,18 @@ mod tests {
         assert!(location(b"\":39.9165,\"lng\":116.3971}", 0, 96).is_some());
         assert!(location(b"\":\"116.39,39.91\"", 0, 96).is_none());
         assert!(location(b"\":\"-122.419416,37.774929\"", 0, 96).is_none());
+    }
+
+    #[test]
+    fn builtin_set_keeps_the_simd_prefilter() {
+        let n = PASSPORT.len()
+            + PERMIT.len()
+            + HK_ID.len()
+            + NAME.len()
+            + ADDRESS.len()
+            + LOCATION.len()
+            + HEALTH.len();
+        assert!(n <= 64, "{n} built-in keywords: Teddy handles at most 64");
     }
 
     #[test]

@@ -328,6 +328,7 @@ impl Detectors {
                 class,
                 count: 0,
                 samples: Vec::new(),
+                sample_tries: 0,
             })
             .collect()
     }

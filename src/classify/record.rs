@@ -30,6 +30,9 @@ pub struct CategoryAcc {
     pub class: DataClass,
     pub count: u64,
     pub samples: Vec<String>,
+    /// Masks built so far: bounded so a payload repeating one value does not build a
+    /// String per occurrence.
+    pub sample_tries: u8,
 }
 
 /// The open record: identifiers seen since the last record boundary.
@@ -153,7 +156,8 @@ impl Recorder {
         if c.count == 1 {
             self.version += 1;
         }
-        if c.samples.len() < 3 {
+        if c.samples.len() < 3 && c.sample_tries < 16 {
+            c.sample_tries += 1;
             let m = mask();
             if !m.is_empty() && !c.samples.contains(&m) {
                 c.samples.push(m);

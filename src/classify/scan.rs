@@ -235,7 +235,10 @@ impl Pass<'_> {
                 let mut t = len;
                 while t > self.floor
                     && len - t < 64
-                    && matches!(self.buf[t - 1], b'0'..=b'9' | b' ' | b'-' | b'+' | b'(' | b')')
+                    && matches!(
+                        self.buf[t - 1],
+                        b'0'..=b'9' | b' ' | b'-' | b'+' | b'(' | b')'
+                    )
                 {
                     t -= 1;
                 }
@@ -321,6 +324,14 @@ impl Pass<'_> {
                 return (start.min(overlap), start);
             }
             self.kw_next = self.base + end as u64;
+            // Keywords are stems (`addr`, `lat`, `diagnos`): the value follows the rest of the
+            // key word (`address`, `latitude`, `diagnosisCode`).
+            let mut end = end;
+            let word_end = (end + 24).min(len);
+            while end < word_end && (self.buf[end].is_ascii_alphanumeric() || self.buf[end] == b'_')
+            {
+                end += 1;
+            }
             match kind {
                 Kw::Name => {
                     let v = keywords::skip_separator(self.buf, end, 8);
@@ -592,7 +603,14 @@ impl Pass<'_> {
                 }
                 let id = &d[..18];
                 if let Some(birth) = validate::resident_id(id, self.today) {
-                    if validate::social_credit_code(id) && self.org_keyword_before(start) {
+                    // GB 32100 registration codes 11/12/13 and 51/52/53 coincide with
+                    // province prefixes; other IDs cannot be credit codes.
+                    let org_prefix =
+                        matches!(&id[..2], b"11" | b"12" | b"13" | b"51" | b"52" | b"53");
+                    if org_prefix
+                        && validate::social_credit_code(id)
+                        && self.org_keyword_before(start)
+                    {
                         // GB 32100 organisation code in a credit-code field: not PI.
                         return true;
                     }
