@@ -148,6 +148,17 @@ impl Keywords {
 /// Single-character surnames covering the vast majority of the population (Ministry of
 /// Public Security surname statistics), and the common compound surnames.
 const SURNAMES: &str = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝";
+/// The single-character surnames, sorted for binary search (built once).
+fn surnames() -> &'static [char] {
+    static SORTED: std::sync::OnceLock<Vec<char>> = std::sync::OnceLock::new();
+    SORTED.get_or_init(|| {
+        let mut v: Vec<char> = SURNAMES.chars().collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    })
+}
+
 const COMPOUND_SURNAMES: &[&str] = &[
     "欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "宇文", "司徒",
     "夏侯", "令狐", "端木", "独孤", "南宫", "西门", "轩辕", "呼延", "申屠", "澹台", "太史", "万俟",
@@ -185,13 +196,18 @@ pub fn person_name(buf: &[u8], i: usize) -> Option<(usize, usize)> {
     if j + 3 <= buf.len() && is_cjk(&buf[j..j + 3]) {
         return None; // a longer phrase, not a name
     }
-    let text = std::str::from_utf8(&buf[i..j]).ok()?;
-    let first2 = text.get(..6).unwrap_or("");
-    if (3..=4).contains(&n) && COMPOUND_SURNAMES.contains(&first2) {
+    if n < 2 {
+        return None;
+    }
+    if (3..=4).contains(&n)
+        && COMPOUND_SURNAMES
+            .iter()
+            .any(|c| c.as_bytes() == &buf[i..i + 6])
+    {
         return Some((j, 6));
     }
-    let first = text.get(..3)?;
-    if (2..=3).contains(&n) && SURNAMES.contains(first) {
+    let first = cp3(&buf[i..i + 3])?;
+    if (2..=3).contains(&n) && surnames().binary_search(&first).is_ok() {
         return Some((j, 3));
     }
     None
@@ -233,39 +249,59 @@ const PROVINCES: &[&str] = &[
     "香港",
     "澳门",
 ];
-const ADMIN: &[&str] = &["省", "市", "区", "县", "州", "镇", "乡"];
-const GRAMMAR: &[&str] = &[
-    "路", "街", "道", "号", "栋", "幢", "室", "弄", "巷", "村", "楼", "单元", "小区", "大厦",
-    "胡同",
-];
 
-/// A mainland address value at `buf[i..]` (up to a delimiter): a gazetteer token (province
-/// or an administrative suffix) and a street-grammar token, with a house number.
+/// The code point of the 3-byte UTF-8 sequence at `b` (callers check `is_cjk` first).
+fn cp3(b: &[u8]) -> Option<char> {
+    char::from_u32(
+        (u32::from(b[0] & 0x0F) << 12) | (u32::from(b[1] & 0x3F) << 6) | u32::from(b[2] & 0x3F),
+    )
+}
+
+/// A mainland address value at `buf[i..]` (up to a delimiter): an administrative suffix
+/// (省 市 区 县 州 镇 乡) or a province name, a street-grammar character (路 街 道 号 栋 …), and
+/// a house number. One pass over the bytes; the province list is only consulted when no
+/// administrative suffix was seen.
 pub fn address(buf: &[u8], i: usize) -> Option<usize> {
     let mut j = i;
-    while j < buf.len()
-        && j - i < 240
-        && !matches!(
-            buf[j],
+    let (mut admin, mut grammar, mut number, mut chars) = (false, false, false, 0);
+    let limit = (i + 240).min(buf.len());
+    while j < limit {
+        let b = buf[j];
+        if matches!(
+            b,
             b'"' | b'\n' | b'\r' | b'&' | b'<' | b'\\' | b',' | b';' | b'|'
-        )
-    {
+        ) {
+            break;
+        }
+        chars += 1;
+        if b.is_ascii_digit() {
+            number = true;
+        } else if j + 3 <= buf.len() && is_cjk(&buf[j..j + 3]) {
+            match cp3(&buf[j..j + 3]) {
+                Some('省' | '市' | '区' | '县' | '州' | '镇' | '乡') => admin = true,
+                Some('号') => {
+                    grammar = true;
+                    number = true;
+                }
+                Some(
+                    '路' | '街' | '道' | '栋' | '幢' | '室' | '弄' | '巷' | '村' | '楼' | '厦'
+                    | '胡',
+                ) => grammar = true,
+                _ => {}
+            }
+            j += 3;
+            continue;
+        }
         j += 1;
     }
-    let v = &buf[i..j];
-    let text = match std::str::from_utf8(v) {
-        Ok(t) => t,
-        Err(e) => std::str::from_utf8(&v[..e.valid_up_to()]).ok()?,
-    };
-    if text.chars().count() < 6 {
+    if chars < 6 || !grammar || !number {
         return None;
     }
-    // Cheapest tests first: most values that follow an address keyword either are
-    // addresses (admin suffix present) or fail on the street grammar.
-    let number = text.bytes().any(|b| b.is_ascii_digit()) || text.contains('号');
-    let grammar = number && GRAMMAR.iter().any(|g| text.contains(g));
-    let gazetteer = grammar
-        && (ADMIN.iter().any(|a| text.contains(a)) || PROVINCES.iter().any(|p| text.contains(p)));
+    let v = &buf[i..j];
+    let gazetteer = admin
+        || PROVINCES
+            .iter()
+            .any(|p| memchr::memmem::find(v, p.as_bytes()).is_some());
     gazetteer.then_some(j)
 }
 

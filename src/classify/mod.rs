@@ -395,10 +395,19 @@ impl Classifier {
 
     /// A streaming scanner for one payload.
     pub fn scanner(self: &Arc<Self>, ctx: ScanContext) -> BodyScanner {
-        let mode = match &ctx.content_type {
-            Some(ct) if ct.to_ascii_lowercase().contains("x-www-form-urlencoded") => Mode::Form,
-            _ => Mode::Text,
+        let ct = ctx
+            .content_type
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
+        let mode = if ct.contains("x-www-form-urlencoded") {
+            Mode::Form
+        } else {
+            Mode::Text
         };
+        // A form (urlencoded or multipart) describes one individual unless it repeats an
+        // identifier; its line breaks are part boundaries, not records.
+        let lines_are_records = !(mode == Mode::Form || ct.starts_with("multipart/"));
         let (decoding, uninspectable) = match ctx.content_encoding.as_deref() {
             None => (None, None),
             Some(v) => match Decoding::from_header(v, self.options.max_decompression_ratio) {
@@ -407,10 +416,12 @@ impl Classifier {
             },
         };
         let version = u64::from(uninspectable.is_some());
+        let mut rec = Recorder::new(self.detectors.accumulators(), self.options.hash_key);
+        rec.lines_are_records = lines_are_records;
         BodyScanner {
             classifier: Arc::clone(self),
             decoding,
-            rec: Recorder::new(self.detectors.accumulators(), self.options.hash_key),
+            rec,
             norm: Normalizer::new(mode),
             win: Window::new(),
             frag: None,

@@ -70,6 +70,9 @@ pub struct Recorder {
     pub version: u64,
     /// JSON brace depth, tracked over the normalized stream for record boundaries.
     pub depth: i32,
+    /// Whether a newline outside braces ends a record (CSV rows, NDJSON, prose lines); not
+    /// in forms and multipart bodies, where the whole form is one record.
+    pub lines_are_records: bool,
 }
 
 impl Recorder {
@@ -89,6 +92,7 @@ impl Recorder {
             hash_key,
             version: 0,
             depth: 0,
+            lines_are_records: true,
         }
     }
 
@@ -106,7 +110,7 @@ impl Recorder {
                     }
                 }
                 _ => {
-                    if self.depth <= 0 {
+                    if self.depth <= 0 && self.lines_are_records {
                         self.depth = 0;
                         self.close_record();
                     }
