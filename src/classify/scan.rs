@@ -96,6 +96,7 @@ impl Window {
             loc_until: self.loc_until,
             kw_next: self.kw_next,
             floor: 0,
+            next_at: 0,
         };
         let (kw_resume, kw_block) = s.keywords(self.kw_from);
         let rx_resume = s.custom_regex(self.rx_from);
@@ -158,57 +159,43 @@ struct Pass<'a> {
     kw_next: u64,
     /// Candidates before this index were decided in this pass.
     floor: usize,
+    /// Position of the next `@` at or after the scan position (`buf.len()` if none).
+    next_at: usize,
 }
 
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// High bit of each byte of `w` that is an ASCII digit (exact per byte: the additions
-/// cannot carry between bytes because the high bits are cleared first).
-#[inline(always)]
-fn digit_mask(w: u64) -> u64 {
-    let t = w & !HI;
-    let ge_0 = t.wrapping_add(LO * (0x80 - 0x30)) & HI;
-    let ge_colon = t.wrapping_add(LO * (0x80 - 0x3A)) & HI;
-    ge_0 & !ge_colon & !w & HI
-}
-
-/// High bit of each byte of `w` equal to `@` (exact per byte).
-#[inline(always)]
-fn at_mask(w: u64) -> u64 {
-    let x = w ^ (LO * 0x40);
-    !(((x & !HI).wrapping_add(!HI)) | x) & HI
-}
-
-/// Candidate starts in the first five bytes of `w`: four digits in a row (every identifier
-/// has a group of at least four digits: 3-4-4 mobiles, 4-4-4-4 cards, 6-8-4 IDs, HK/TW/
-/// passports), plus any `@` in the word.
-#[inline(always)]
-fn candidate_mask(w: u64) -> u64 {
-    let d = digit_mask(w);
-    (d & (d >> 8) & (d >> 16) & (d >> 24)) | at_mask(w)
+/// First index in `[i, lim)` where four ASCII digits in a row start (every identifier has
+/// a group of at least four digits: 3-4-4 mobiles, 4-4-4-4 cards, 6-8-4 IDs, HK/TW IDs,
+/// passports). Boyer-Moore style: any such run starting in `[i, i+3]` covers byte `i+3`, so
+/// one byte in four is looked at until a digit turns up.
+#[inline]
+fn next_run4(buf: &[u8], mut i: usize, lim: usize) -> Option<usize> {
+    while i + 4 <= lim {
+        let k = i + 3;
+        if !buf[k].is_ascii_digit() {
+            i += 4;
+            continue;
+        }
+        let mut s = k;
+        while s > i && buf[s - 1].is_ascii_digit() {
+            s -= 1;
+        }
+        let mut e = k + 1;
+        while e < lim && buf[e].is_ascii_digit() {
+            e += 1;
+        }
+        if e - s >= 4 {
+            return Some(s);
+        }
+        i = e;
+    }
+    None
 }
 
 /// Next index ≥ `i` where a run of four digits starts or an `@` sits, or `buf.len()`.
-/// Eight bytes are tested per step and steps overlap by three, so a run is seen at its
-/// first digit.
-#[inline]
-fn next_candidate(buf: &[u8], mut i: usize) -> usize {
-    while i + 8 <= buf.len() {
-        let w = u64::from_le_bytes(buf[i..i + 8].try_into().expect("8 bytes"));
-        let m = candidate_mask(w);
-        if m != 0 {
-            return i + (m.trailing_zeros() / 8) as usize;
-        }
-        i += 5;
-    }
-    while i < buf.len() {
-        if buf[i] == b'@' || (i + 4 <= buf.len() && buf[i..i + 4].iter().all(u8::is_ascii_digit)) {
-            return i;
-        }
-        i += 1;
-    }
-    i
+#[cfg(test)]
+fn next_candidate(buf: &[u8], i: usize) -> usize {
+    let at = memchr::memchr(b'@', &buf[i.min(buf.len())..]).map_or(buf.len(), |p| i + p);
+    next_run4(buf, i, at).unwrap_or(at)
 }
 
 fn is_local_char(b: u8) -> bool {
@@ -224,8 +211,14 @@ impl Pass<'_> {
     fn run(&mut self, mut i: usize) -> (usize, bool) {
         let len = self.buf.len();
         self.floor = i;
+        self.next_at = memchr::memchr(b'@', &self.buf[i.min(len)..]).map_or(len, |p| i + p);
         loop {
-            i = next_candidate(self.buf, i);
+            // `@` by SIMD memchr (rare in most payloads, so its position is cached), digit
+            // runs by the strided search up to it.
+            if self.next_at < i {
+                self.next_at = memchr::memchr(b'@', &self.buf[i..]).map_or(len, |p| i + p);
+            }
+            i = next_run4(self.buf, i, self.next_at).unwrap_or(self.next_at);
             if i >= len {
                 if self.eof {
                     return (len, false);
@@ -872,20 +865,6 @@ fn mask_custom(v: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn swar_masks_are_exact_per_byte() {
-        for b in 0..=255u8 {
-            for pos in 0..8 {
-                let mut w = [b'a'; 8];
-                w[pos] = b;
-                let w = u64::from_le_bytes(w);
-                let bit = 1u64 << (pos * 8 + 7);
-                assert_eq!(digit_mask(w) == bit, b.is_ascii_digit(), "{b} at {pos}");
-                assert_eq!(at_mask(w) == bit, b == b'@', "{b} at {pos}");
-            }
-        }
-    }
 
     #[test]
     fn candidates_found_at_run_start() {
