@@ -4,6 +4,15 @@
 //! [`ScanReport`]: categories with counts, masked samples, and keyed hashes of the individuals
 //! named. Raw identifiers never leave this module.
 //!
+//! Pipeline per chunk (each stage streams, state survives chunk boundaries):
+//! `decode` (Content-Encoding gzip/deflate/br, bomb and size limits) → `normalize` (JSON
+//! `\u` escapes, percent-encoding, `+` in forms, full-width digits) → `scan` (a fixed window:
+//! a keyword pass with one Aho-Corasick automaton, then a candidate pass — `@` by memchr,
+//! four-digit runs by a strided search — dispatching by run length and shape to `validate`)
+//! → `record` (counts, masked samples, records grouped into keyed-hash subjects). `custom`
+//! compiles the security team's `[[detector]]` entries; `keywords` holds the keyword lists,
+//! surnames and gazetteer.
+//!
 //! INTERFACE CONTRACT (used by policy, proxy, audit, CLI): the public items below keep their
 //! names and signatures; internals are free to change.
 

@@ -4,6 +4,25 @@
 //! this module; what leaves is a masked sample or a keyed BLAKE3 hash.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Hasher for subject keys: they are already uniformly distributed BLAKE3 output that an
+/// attacker cannot steer without the hash key, so their first eight bytes are the hash.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for (i, &b) in bytes.iter().take(8).enumerate() {
+            self.0 ^= u64::from(b) << (8 * i);
+        }
+    }
+}
+
+type SubjectMap = HashMap<[u8; 16], bool, BuildHasherDefault<KeyHasher>>;
 
 use super::{Category, DataClass, Finding, Subject};
 
@@ -59,7 +78,7 @@ impl Group {
 pub struct Recorder {
     pub cats: Vec<CategoryAcc>,
     /// Committed individuals: key → sensitive.
-    subjects: HashMap<[u8; 16], bool>,
+    subjects: SubjectMap,
     group: Group,
     /// Sensitive PI seen in the current record before any identifier (e.g. a diagnosis
     /// field preceding the ID): attributed to the record's individual when it appears.
@@ -79,7 +98,7 @@ impl Recorder {
     pub fn new(cats: Vec<CategoryAcc>, hash_key: [u8; 32]) -> Recorder {
         Recorder {
             cats,
-            subjects: HashMap::new(),
+            subjects: SubjectMap::default(),
             group: Group {
                 members: [None; STRONG_KINDS],
                 strongest: None,
