@@ -586,3 +586,26 @@ fn multipart_form_is_one_record() {
     );
     assert_eq!(r.subjects.len(), 2);
 }
+
+#[test]
+fn accumulator_indices_match_builtin_order() {
+    let pairs = [
+        (cat::RESIDENT_ID, Category::CN_RESIDENT_ID),
+        (cat::MINOR, Category::MINOR),
+        (cat::MOBILE, Category::CN_MOBILE),
+        (cat::BANK_CARD, Category::BANK_CARD),
+        (cat::PASSPORT, Category::CN_PASSPORT),
+        (cat::PERMIT, Category::HK_MACAU_PERMIT),
+        (cat::HK_ID, Category::HK_ID),
+        (cat::TW_ID, Category::TW_ID),
+        (cat::EMAIL, Category::EMAIL),
+        (cat::PERSON_NAME, Category::PERSON_NAME),
+        (cat::ADDRESS, Category::CN_ADDRESS),
+        (cat::LOCATION, Category::PRECISE_LOCATION),
+        (cat::HEALTH, Category::HEALTH),
+    ];
+    for (i, name) in pairs {
+        assert_eq!(Category::BUILTIN[i], name);
+    }
+    assert_eq!(cat::CUSTOM_BASE, Category::BUILTIN.len());
+}
