@@ -17,4 +17,5 @@ pub mod geo;
 pub mod policy;
 pub mod proxy;
 pub mod telemetry;
+pub mod tls;
 pub mod volume;
