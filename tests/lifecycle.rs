@@ -78,7 +78,10 @@ fn signal(child: &Child, sig: &str) {
 
 async fn wait_listening(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
         assert!(Instant::now() < deadline, "proxy did not start listening");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -119,7 +122,11 @@ async fn reload_under_load_loses_no_request_and_sigterm_drains() {
         .unwrap();
     let url = format!("http://partner.test:{}/ingest", up.addr.port());
     let mobile_body = || format!("{{\"mobile\":\"{}\"}}", ids::MOBILE);
-    assert_eq!(post(&client, &url, mobile_body()).await, 200, "approved before reload");
+    assert_eq!(
+        post(&client, &url, mobile_body()).await,
+        200,
+        "approved before reload"
+    );
 
     // Load: clean requests from 4 workers while the policy is swapped twice.
     let stop = Arc::new(AtomicBool::new(false));
@@ -127,7 +134,13 @@ async fn reload_under_load_loses_no_request_and_sigterm_drains() {
     let done = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
     for w in 0..4 {
-        let (client, url, stop, failures, done) = (client.clone(), url.clone(), stop.clone(), failures.clone(), done.clone());
+        let (client, url, stop, failures, done) = (
+            client.clone(),
+            url.clone(),
+            stop.clone(),
+            failures.clone(),
+            done.clone(),
+        );
         workers.push(tokio::spawn(async move {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) && i < 2_000 {
@@ -157,12 +170,19 @@ async fn reload_under_load_loses_no_request_and_sigterm_drains() {
     std::fs::write(&cfg, "mode = \"sometimes\"\n").unwrap();
     signal(&proc.0, "-HUP");
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    assert_eq!(post(&client, &url, mobile_body()).await, 403, "old policy kept after a bad reload");
+    assert_eq!(
+        post(&client, &url, mobile_body()).await,
+        403,
+        "old policy kept after a bad reload"
+    );
     // Reload 3 by file change alone (no signal): the transfer comes back.
     std::fs::write(&cfg, config(port, up.addr.port(), &audit, true)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     while post(&client, &url, mobile_body()).await != 200 {
-        assert!(Instant::now() < deadline, "file-change reload never took effect");
+        assert!(
+            Instant::now() < deadline,
+            "file-change reload never took effect"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     stop.store(true, Ordering::Relaxed);
@@ -170,7 +190,11 @@ async fn reload_under_load_loses_no_request_and_sigterm_drains() {
         w.await.unwrap();
     }
     assert!(done.load(Ordering::Relaxed) > 20, "load actually ran");
-    assert_eq!(failures.load(Ordering::Relaxed), 0, "no request may fail during reloads");
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "no request may fail during reloads"
+    );
 
     // Graceful drain: SIGTERM → exit 0, audit complete and parseable.
     signal(&proc.0, "-TERM");
@@ -184,6 +208,10 @@ async fn reload_under_load_loses_no_request_and_sigterm_drains() {
     };
     assert!(status.success(), "exit status {status:?}");
     let events = support::read_audit(&audit);
-    assert!(events.iter().any(|e| e["chujing"]["reason"] == "approved_transfer"));
-    assert!(events.iter().any(|e| e["chujing"]["reason"] == "no_approved_transfer"));
+    assert!(events
+        .iter()
+        .any(|e| e["chujing"]["reason"] == "approved_transfer"));
+    assert!(events
+        .iter()
+        .any(|e| e["chujing"]["reason"] == "no_approved_transfer"));
 }

@@ -163,7 +163,10 @@ pub(super) async fn handle(
     let ip = match rt.resolver.resolve(&host, port).await {
         Ok(ip) => ip,
         Err(e) => {
-            proxy.audit(&rt, &error_event(502, "destination_not_found", e.to_string()));
+            proxy.audit(
+                &rt,
+                &error_event(502, "destination_not_found", e.to_string()),
+            );
             return respond::error(
                 StatusCode::BAD_GATEWAY,
                 "destination_not_found",
@@ -174,12 +177,13 @@ pub(super) async fn handle(
         }
     };
     let own = own_addresses(&proxy, &rt);
-    if let Some(refusal) =
-        rules::refusal(ip, port, &own, conn.local, icpt.allowed_destinations())
-    {
+    if let Some(refusal) = rules::refusal(ip, port, &own, conn.local, icpt.allowed_destinations()) {
         let message = refusal.to_string();
         tracing::warn!(request_id = %request_id, client = %conn.client, host = %host, %ip, port, refusal = refusal.code(), "CONNECT refused");
-        proxy.audit(&rt, &error_event(403, "destination_ip_prohibited", message.clone()));
+        proxy.audit(
+            &rt,
+            &error_event(403, "destination_ip_prohibited", message.clone()),
+        );
         return respond::error(
             StatusCode::FORBIDDEN,
             "connect_refused",
@@ -207,7 +211,15 @@ pub(super) async fn handle(
                 return proxy.upstream_failed(&rt, &facts, &destination, &decision, &report, e)
             }
         };
-        audit_tunnel(&proxy, &rt, &facts, &destination, &decision, &report, Some(200));
+        audit_tunnel(
+            &proxy,
+            &rt,
+            &facts,
+            &destination,
+            &decision,
+            &report,
+            Some(200),
+        );
         tokio::spawn(async move {
             match hyper::upgrade::on(req).await {
                 Ok(upgraded) => splice(TokioIo::new(upgraded), upstream).await,
@@ -439,8 +451,7 @@ async fn intercept(
         return;
     }
 
-    let acceptor =
-        tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io);
+    let acceptor = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io);
     let start = match tokio::time::timeout(read_timeout, acceptor).await {
         Ok(Ok(start)) => start,
         Ok(Err(e)) => {
@@ -499,9 +510,7 @@ async fn intercept(
     let service = service_fn(move |req| {
         let proxy = Arc::clone(&proxy);
         let conn = inner.clone();
-        async move {
-            Ok::<_, std::convert::Infallible>(pipeline::handle(proxy, conn, req).await)
-        }
+        async move { Ok::<_, std::convert::Infallible>(pipeline::handle(proxy, conn, req).await) }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -510,10 +519,7 @@ async fn intercept(
         .header_read_timeout(read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192));
     builder.http2().timer(TokioTimer::new());
-    if let Err(e) = builder
-        .serve_connection(TokioIo::new(tls), service)
-        .await
-    {
+    if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
         tracing::debug!(error = %e, "intercepted connection ended with an error");
     }
 }
@@ -551,7 +557,7 @@ async fn opaque<C>(
         );
         proxy.audit(rt, &event);
         log_block(facts, destination, &decision, &report, true);
-        if client.head[..client.len].iter().all(u8::is_ascii_uppercase) {
+        if looks_like_http(&client.head[..client.len]) {
             let body = serde_json::json!({
                 "error": "data_exit_blocked",
                 "reason": decision.reason.as_str(),
@@ -567,6 +573,13 @@ async fn opaque<C>(
             let _ = client.inner.write_all(response.as_bytes()).await;
         }
         let _ = client.inner.shutdown().await;
+        // Read (and drop) what the client still sends for a moment: closing a socket with
+        // unread input makes the kernel send a reset, which can destroy the 403 in flight.
+        let mut sink = [0u8; 4096];
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while matches!(client.inner.read(&mut sink).await, Ok(n) if n > 0) {}
+        })
+        .await;
         return;
     }
     let upstream = match connect_tcp(rt, destination.ip, destination.port).await {
@@ -592,6 +605,12 @@ async fn opaque<C>(
     };
     audit_tunnel(proxy, rt, facts, destination, &decision, &report, None);
     splice(client, upstream).await;
+}
+
+/// Whether the first bytes of a tunnel look like an HTTP/1 request line (`METHOD `).
+fn looks_like_http(head: &[u8]) -> bool {
+    let method = head.iter().take_while(|b| b.is_ascii_uppercase()).count();
+    method > 0 && (method == head.len() || head[method] == b' ')
 }
 
 /// 421 for a request inside a tunnel that names another host than the CONNECT did.
@@ -687,6 +706,15 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_request_lines_are_recognised() {
+        assert!(looks_like_http(b"POST /le"));
+        assert!(looks_like_http(b"GET"));
+        assert!(!looks_like_http(b"SSH-2.0-"));
+        assert!(!looks_like_http(b"\x16\x03"));
+        assert!(!looks_like_http(b""));
+    }
 
     #[test]
     fn connect_authority_forms() {

@@ -35,7 +35,8 @@ pub struct CertificateAuthority {
 impl std::fmt::Debug for CertificateAuthority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print key material.
-        f.debug_struct("CertificateAuthority").finish_non_exhaustive()
+        f.debug_struct("CertificateAuthority")
+            .finish_non_exhaustive()
     }
 }
 
@@ -209,7 +210,9 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
     }
     #[cfg(not(unix))]
     let _ = mode;
-    file.write_all(bytes).and_then(|_| file.sync_all()).map_err(fail)
+    file.write_all(bytes)
+        .and_then(|_| file.sync_all())
+        .map_err(fail)
 }
 
 /// How to make clients trust the CA, printed by `ca init`.
@@ -290,7 +293,12 @@ mod tests {
         let mode = std::fs::metadata(&files.key).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "--force restores 0600");
         let text = trust_instructions(&files);
-        for needle in ["--cacert", "keytool", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE"] {
+        for needle in [
+            "--cacert",
+            "keytool",
+            "NODE_EXTRA_CA_CERTS",
+            "REQUESTS_CA_BUNDLE",
+        ] {
             assert!(text.contains(needle), "{needle}");
         }
     }

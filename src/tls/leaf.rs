@@ -127,14 +127,13 @@ impl LeafCache {
     /// Mints a leaf for `host` and wraps it in a server configuration, bypassing the cache.
     pub fn mint(&self, host: &str, now_unix: u64) -> Result<ServerConfig, TlsError> {
         let (chain, key) = self.mint_leaf(host, now_unix)?;
-        let mut config = ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| mint_error(host, e))?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| mint_error(host, e))?;
+        let mut config =
+            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| mint_error(host, e))?
+                .with_no_client_auth()
+                .with_single_cert(chain, key)
+                .map_err(|e| mint_error(host, e))?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(config)
     }
@@ -165,7 +164,8 @@ impl LeafCache {
         serial[0] &= 0x7f; // positive INTEGER (RFC 5280 §4.1.2.2)
         params.serial_number = Some(SerialNumber::from_slice(&serial));
         let epoch = rcgen::date_time_ymd(1970, 1, 1);
-        params.not_before = epoch + Duration::from_secs(now_unix.saturating_sub(LEAF_BACKDATE.as_secs()));
+        params.not_before =
+            epoch + Duration::from_secs(now_unix.saturating_sub(LEAF_BACKDATE.as_secs()));
         params.not_after = epoch + Duration::from_secs(now_unix + LEAF_VALIDITY.as_secs());
         let key = KeyPair::generate().map_err(|e| TlsError::KeyGen(e.to_string()))?;
         let cert = params
@@ -208,7 +208,11 @@ mod tests {
     }
 
     /// Verifies `chain` for `name` against `root` with webpki, as a client would.
-    fn verify(root: &CertificateDer<'static>, chain: &[CertificateDer<'static>], name: &str) -> Result<(), rustls::Error> {
+    fn verify(
+        root: &CertificateDer<'static>,
+        chain: &[CertificateDer<'static>],
+        name: &str,
+    ) -> Result<(), rustls::Error> {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(root.clone()).unwrap();
         let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
@@ -219,7 +223,13 @@ mod tests {
         .unwrap();
         let name = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
         verifier
-            .verify_server_cert(&chain[0], &chain[1..], &name, &[], rustls::pki_types::UnixTime::now())
+            .verify_server_cert(
+                &chain[0],
+                &chain[1..],
+                &name,
+                &[],
+                rustls::pki_types::UnixTime::now(),
+            )
             .map(|_| ())
     }
 
@@ -239,7 +249,9 @@ mod tests {
             .unwrap();
         assert!(verify(&root, &chain, "api.example.com").is_err());
         // A leaf minted a little in the future (client clock behind) is accepted: backdated.
-        let (chain, _) = cache.mint_leaf("api.example.com", unix_now() + 1800).unwrap();
+        let (chain, _) = cache
+            .mint_leaf("api.example.com", unix_now() + 1800)
+            .unwrap();
         verify(&root, &chain, "api.example.com").unwrap();
     }
 
@@ -254,8 +266,14 @@ mod tests {
         let _c = cache.server_config("c.test").unwrap(); // evicts b
         assert_eq!(cache.len(), 2);
         assert!(Arc::ptr_eq(&a1, &cache.server_config("a.test").unwrap()));
-        assert!(!Arc::ptr_eq(&b, &cache.server_config("b.test").unwrap()), "b was evicted");
-        assert_eq!(a1.alpn_protocols, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+        assert!(
+            !Arc::ptr_eq(&b, &cache.server_config("b.test").unwrap()),
+            "b was evicted"
+        );
+        assert_eq!(
+            a1.alpn_protocols,
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
     }
 
     #[test]

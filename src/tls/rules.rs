@@ -40,9 +40,7 @@ fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
     let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {
-        if p < pattern.len()
-            && (pattern[p] == b'?' || pattern[p] == text[t].to_ascii_lowercase())
-        {
+        if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == text[t].to_ascii_lowercase()) {
             p += 1;
             t += 1;
         } else if p < pattern.len() && pattern[p] == b'*' {
@@ -173,7 +171,10 @@ mod tests {
         assert!(sni_agrees(Some("api.example.com"), "api.example.com"));
         assert!(sni_agrees(Some("API.example.com."), "api.example.com"));
         assert!(sni_agrees(None, "10.0.0.1"));
-        assert!(!sni_agrees(Some("allowed.example.com"), "blocked.example.org"));
+        assert!(!sni_agrees(
+            Some("allowed.example.com"),
+            "blocked.example.org"
+        ));
         assert!(!sni_agrees(Some("example.com"), "api.example.com"));
     }
 
@@ -186,19 +187,35 @@ mod tests {
         let r = |ip: &str, port| refusal(ip.parse().unwrap(), port, &own, None, &[]);
         assert!(matches!(r("127.0.0.1", 8080), Some(Refusal::OwnAddress(_))));
         assert!(matches!(r("0.0.0.0", 8080), Some(Refusal::OwnAddress(_))));
-        assert_eq!(r("127.0.0.2", 8080), None, "127.0.0.1 listener is not on .2");
+        assert_eq!(
+            r("127.0.0.2", 8080),
+            None,
+            "127.0.0.1 listener is not on .2"
+        );
         assert!(matches!(r("127.0.0.9", 9090), Some(Refusal::OwnAddress(_))));
-        assert!(matches!(r("::ffff:127.0.0.1", 8080), Some(Refusal::OwnAddress(_))));
+        assert!(matches!(
+            r("::ffff:127.0.0.1", 8080),
+            Some(Refusal::OwnAddress(_))
+        ));
         assert_eq!(r("10.1.2.3", 9090), None, "not known to be ours");
         let local = Some("10.1.2.3:9090".parse().unwrap());
         assert!(refusal("10.1.2.3".parse().unwrap(), 9090, &own, local, &[]).is_some());
         assert_eq!(r("127.0.0.1", 443), None);
-        assert!(matches!(r("169.254.169.254", 80), Some(Refusal::LinkLocal(_))));
+        assert!(matches!(
+            r("169.254.169.254", 80),
+            Some(Refusal::LinkLocal(_))
+        ));
         assert!(matches!(r("fe80::1", 443), Some(Refusal::LinkLocal(_))));
         assert!(matches!(r("febf::1", 443), Some(Refusal::LinkLocal(_))));
         assert_eq!(r("fec0::1", 443), None);
-        assert!(matches!(r("100.100.100.200", 80), Some(Refusal::LinkLocal(_))));
-        assert!(matches!(r("fd00:ec2::254", 80), Some(Refusal::LinkLocal(_))));
+        assert!(matches!(
+            r("100.100.100.200", 80),
+            Some(Refusal::LinkLocal(_))
+        ));
+        assert!(matches!(
+            r("fd00:ec2::254", 80),
+            Some(Refusal::LinkLocal(_))
+        ));
         let allowed: Vec<IpNet> = vec!["169.254.0.0/16".parse().unwrap()];
         assert_eq!(
             refusal("169.254.169.254".parse().unwrap(), 80, &own, None, &allowed),
