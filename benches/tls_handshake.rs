@@ -20,13 +20,12 @@ const HOST: &str = "api.partner.example";
 fn client_config(ca: &CertificateAuthority) -> Arc<ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca.certificate_der().clone()).unwrap();
-    let mut config = ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let mut config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec()];
     // Resumption would skip the certificate entirely; every iteration is a first contact.
     config.resumption = rustls::client::Resumption::disabled();

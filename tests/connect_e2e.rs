@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,7 +40,7 @@ impl World {
     async fn curl_https(
         &self,
         flag: &str,
-        ca: &PathBuf,
+        ca: &Path,
         url: &str,
         body: &str,
     ) -> support::CurlResult {
@@ -325,7 +325,7 @@ async fn non_tls_bytes_in_a_tunnel_are_treated_as_uninspectable() {
 }
 
 /// A rustls client that trusts `ca`, with ALPN http/1.1.
-fn tls_client(ca: &PathBuf) -> tokio_rustls::TlsConnector {
+fn tls_client(ca: &Path) -> tokio_rustls::TlsConnector {
     let pem = std::fs::read(ca).unwrap();
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
