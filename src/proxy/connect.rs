@@ -495,9 +495,9 @@ async fn intercept(
     let tls = match start.into_stream(config).await {
         Ok(tls) => tls,
         Err(e) => {
-            // Typically the client does not trust our CA, or pins its certificates: such
-            // hosts belong in [tls_intercept] bypass.
-            tracing::debug!(error = %e, host = %tunnel.host, "TLS handshake with the client failed");
+            // Typically the client does not trust our CA, or pins its certificates: the
+            // operator needs the host name to decide whether it belongs in the bypass list.
+            tracing::info!(error = %e, host = %tunnel.host, "client refused the intercepted TLS handshake; if the app pins certificates, add the host to [tls_intercept] bypass");
             return;
         }
     };
