@@ -68,6 +68,11 @@ const NAMES: &[&str] = &[
 /// Starts the upstreams and a proxy with `[tls_intercept]`; `ca_bundle_ok = false` makes
 /// the proxy trust the wrong CA for upstreams; `intercept_extra` goes into the table.
 async fn world(ca_bundle_ok: bool, intercept_extra: &str) -> World {
+    world_with("", ca_bundle_ok, intercept_extra).await
+}
+
+/// [`world`] with top-level settings (`mode = ...`) first.
+async fn world_with(top: &str, ca_bundle_ok: bool, intercept_extra: &str) -> World {
     let pki = test_pki(NAMES);
     let de = tls_upstream("127.0.0.2", &pki).await;
     let cn = tls_upstream("127.0.0.3", &pki).await;
@@ -86,6 +91,8 @@ async fn world(ca_bundle_ok: bool, intercept_extra: &str) -> World {
     std::fs::write(&bundle_path, bundle).unwrap();
     let proxy = start_proxy(&format!(
         r#"
+{top}
+
 [[listener]]
 bind = "127.0.0.1:0"
 kind = "forward"
@@ -507,4 +514,19 @@ kind = "forward"
         "the message names the fix: {body}"
     );
     proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_mode_tunnels_a_bypass_abroad_but_records_the_would_be_block() {
+    let w = world_with("mode = \"monitor\"", true, "").await;
+    let url = format!("https://bypass.test:{}/m", w.de.addr.port());
+    let r = w.curl_https("--http1.1", &w.upstream_ca, &url, "{}").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(w.de.requests().len(), 1);
+    let events = events_for_host(&w.proxy, "bypass.test");
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["chujing"]["action"], "block");
+    assert_eq!(events[0]["chujing"]["enforced"], false);
+    assert_eq!(events[0]["chujing"]["reason"], "uninspectable");
+    w.proxy.stop().await;
 }
