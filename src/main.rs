@@ -29,8 +29,8 @@ enum Command {
     Run {
         #[arg(long, default_value = "config/chujing.toml")]
         config: PathBuf,
-        /// Log format: human or json.
-        #[arg(long, default_value = "human")]
+        /// Log format: human or json (default: $CHUJING_LOG_FORMAT, else human).
+        #[arg(long, default_value = "")]
         log_format: String,
         /// Seconds to let in-flight requests finish after SIGTERM.
         #[arg(long, default_value_t = 30)]
@@ -48,6 +48,17 @@ enum Command {
         config: Option<PathBuf>,
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Distinct individuals per transfer and year, from the volume store.
+    Report {
+        #[arg(long, default_value = "config/chujing.toml")]
+        config: PathBuf,
+        /// Calendar year (default: all years in the store).
+        #[arg(long)]
+        year: Option<i32>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Explain the decision for a request without sending it.
     Explain {
@@ -189,12 +200,33 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", chujing::tls::ca::trust_instructions(&files));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Report { config, year, json } => {
+            let loaded = config::load(&config)?;
+            let policy = chujing::policy::Policy::from_config(&loaded.config)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let mut rows = rt.block_on(async {
+                let store = chujing::volume::open_store_with(
+                    &loaded.config.volume,
+                    chujing::volume::VolumeOptions::from_config(&loaded.config),
+                )?;
+                store.report(year).await
+            })?;
+            chujing::volume::report::with_current_caps(&mut rows, |id| policy.transfer_caps(id));
+            if json {
+                println!("{}", chujing::volume::report::render_json(&rows));
+            } else {
+                print!("{}", chujing::volume::report::render_table(&rows));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run {
             config,
             log_format,
             drain_seconds,
         } => {
-            init_logging(&log_format);
+            init_logging(&log_format)?;
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(run(config, Duration::from_secs(drain_seconds)))?;
             Ok(ExitCode::SUCCESS)
@@ -202,27 +234,85 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+fn init_logging(format: &str) -> anyhow::Result<()> {
+    use chujing::telemetry::LogFormat;
+    let format = match format {
+        "" => LogFormat::from_env()?.unwrap_or_default(),
+        f => f.parse::<LogFormat>()?,
+    };
+    chujing::telemetry::logging::init(format, None)?;
+    Ok(())
 }
 
 async fn run(path: PathBuf, drain: Duration) -> anyhow::Result<()> {
+    use chujing::telemetry::admin;
     let loaded = config::load(&path)?;
-    let volume = chujing::volume::open_store(&loaded.config.volume)
-        .with_context(|| "cannot open the volume store")?;
-    let (proxy, listeners) = proxy::start(loaded, volume).await?;
+    let audit = Arc::new(chujing::audit::AuditLog::open_rotating(
+        &loaded.config.audit.path,
+        chujing::audit::Rotation::from_config(&loaded.config.audit),
+    )?);
+    let mut options = chujing::volume::VolumeOptions::from_config(&loaded.config);
+    let sink_audit = Arc::clone(&audit);
+    options.guard.sink = Some(Arc::new(move |event: &chujing::volume::WatermarkEvent| {
+        tracing::warn!(
+            year = event.year,
+            class = event.class,
+            threshold = event.threshold,
+            count = event.count,
+            level = event.level.as_str(),
+            covered = event.covered,
+            "entity-wide volume watermark crossed"
+        );
+        if let Err(e) = sink_audit.write_watermark(event) {
+            tracing::error!(error = %e, "audit write failed");
+        }
+    }));
+    let volume = chujing::volume::open_store_with(&loaded.config.volume, options)
+        .context("cannot open the volume store")?;
+    let admin_bind: std::net::SocketAddr = match &loaded.config.admin {
+        Some(a) => a.bind,
+        None => admin::DEFAULT_ADMIN_BIND
+            .parse()
+            .expect("the default admin bind parses"),
+    };
+    let admin_token = admin::resolve_token(
+        loaded
+            .config
+            .admin
+            .as_ref()
+            .and_then(|a| a.token.as_deref()),
+    );
+    let (proxy, listeners) = proxy::start_with_audit(loaded, volume, audit).await?;
+    let admin_listener = tokio::net::TcpListener::bind(admin_bind)
+        .await
+        .with_context(|| {
+            format!("cannot listen on the admin address {admin_bind}; set [admin] bind")
+        })?;
+    let mut own: Vec<std::net::SocketAddr> = listeners.iter().map(|l| l.local_addr()).collect();
+    own.push(admin_listener.local_addr()?);
+    proxy.set_own_addresses(own);
     for l in &listeners {
         tracing::info!(addr = %l.local_addr(), kind = ?l.config.kind, "listening");
     }
+    tracing::info!(addr = %admin_listener.local_addr()?, "admin listening");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let admin_task = tokio::spawn(admin::serve_admin(
+        admin_listener,
+        admin::AdminState {
+            metrics: Arc::clone(proxy.metrics()),
+            status: Arc::clone(&proxy) as Arc<dyn admin::StatusSource>,
+            token: admin_token,
+        },
+        stopped(stop_rx.clone()),
+    ));
+    let probe = tokio::spawn(proxy::status::probe_volume(
+        Arc::clone(&proxy),
+        Duration::from_secs(5),
+    ));
     let reloader = {
         let proxy = Arc::clone(&proxy);
         let path = path.clone();
@@ -242,9 +332,16 @@ async fn run(path: PathBuf, drain: Duration) -> anyhow::Result<()> {
         path.clone(),
         Duration::from_secs(2),
     ));
-    proxy::serve(proxy, listeners, shutdown_signal(), drain).await;
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested; draining");
+        let _ = stop_tx.send(true);
+    });
+    proxy::serve(proxy, listeners, stopped(stop_rx), drain).await;
     reloader.abort();
     watcher.abort();
+    probe.abort();
+    let _ = admin_task.await;
     tracing::info!("drained; exiting");
     Ok(())
 }

@@ -782,3 +782,51 @@ fn recording_on_the_hot_path_does_not_allocate() {
         "chujing_requests_total{action=\"allow\",enforced=\"true\",reason=\"approved_transfer\",region=\"abroad\"} 1001"
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_clients_than_connection_slots_are_all_served() {
+    let admin = Admin::start(Some(TOKEN)).await;
+    let mut tasks = Vec::new();
+    // More than the admin listener's 64 connection slots: the rest queue, none fail.
+    for _ in 0..100 {
+        let url = admin.url("/metrics");
+        tasks.push(tokio::spawn(async move {
+            // A client per task: one TCP connection each, held for the whole request.
+            client()
+                .get(url)
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .map(|r| r.status())
+        }));
+    }
+    for task in tasks {
+        let status = tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("served within 30 s")
+            .unwrap()
+            .expect("request succeeds");
+        assert_eq!(status, 200);
+    }
+    admin.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_is_bounded_by_a_stalled_client() {
+    use tokio::io::AsyncWriteExt;
+    let admin = Admin::start(None).await;
+    // Half a request head, then silence: must not hold shutdown hostage.
+    let mut stalled = tokio::net::TcpStream::connect(admin.addr).await.unwrap();
+    stalled
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = std::time::Instant::now();
+    admin.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+}

@@ -707,3 +707,81 @@ fn override_host_bits_and_duplicates() {
     let text = "[[geo.override]]\ncidr = \"10.0.0.0/8\"\ncountry = \"DE\"\n\n[[geo.override]]\ncidr = \"10.0.0.0/8\"\ncountry = \"US\"\n";
     one_problem(text, 6, &["repeats geo.override[0]"]);
 }
+
+#[test]
+fn missing_fields_and_syntax_errors_carry_the_line() {
+    let text = "mode = \"enforce\"\n\n[[transfer]]\nid = \"A\"\nlegal_basis = \"certification\"\ncategories = [\"email\"]\n";
+    let got = problems(text);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(got[0].contains("missing field `countries`"), "{}", got[0]);
+    assert!(
+        got[0].starts_with("test.toml:3:") || got[0].starts_with("test.toml:4:"),
+        "{}",
+        got[0]
+    );
+    let got = problems("mode = \"enforce\"\n[geo\ndatabase = \"x\"\n");
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(got[0].starts_with("test.toml:2:"), "{}", got[0]);
+    assert!(!got[0].contains('\n'), "one line: {}", got[0]);
+}
+
+#[test]
+fn geo_db_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<GeoDb>();
+    assert_send_sync::<chujing::geo::Resolver>();
+}
+
+/// Lookup cost on the shipped database. Run once, in release:
+/// `cargo test --release --test config_geo -- --ignored --nocapture lookup_speed`
+#[test]
+#[ignore]
+fn lookup_speed() {
+    let db = std::sync::Arc::new(open_shipped_with_overrides());
+    let ips: Vec<std::net::IpAddr> = (0u32..1 << 16)
+        .map(|i| {
+            let x = i.wrapping_mul(2_654_435_761);
+            if i % 4 == 0 {
+                std::net::IpAddr::V6(std::net::Ipv6Addr::from(
+                    (0x2400u128 << 112) | (u128::from(x) << 64),
+                ))
+            } else {
+                std::net::IpAddr::V4(std::net::Ipv4Addr::from(x))
+            }
+        })
+        .collect();
+    let mut found = 0usize;
+    let start = std::time::Instant::now();
+    let rounds = 8;
+    for _ in 0..rounds {
+        for ip in &ips {
+            found += usize::from(db.country(*ip).is_some());
+        }
+    }
+    let ns = start.elapsed().as_nanos() as f64 / (rounds * ips.len()) as f64;
+    eprintln!(
+        "GeoDb::country on shipped DB ({} overrides): {ns:.0} ns/lookup over {} lookups ({} found)",
+        3,
+        rounds * ips.len(),
+        found
+    );
+}
+
+fn open_shipped_with_overrides() -> GeoDb {
+    GeoDb::open(&GeoConfig {
+        database: Path::new(env!("CARGO_MANIFEST_DIR")).join("config/geo/country.mmdb"),
+        unknown_is_outbound: true,
+        overrides: [
+            ("10.0.0.0/8", "DE"),
+            ("192.0.2.0/24", "HK"),
+            ("2001:db8::/32", "US"),
+        ]
+        .iter()
+        .map(|(c, cc)| GeoOverride {
+            cidr: c.parse().unwrap(),
+            country: cc.to_string(),
+        })
+        .collect(),
+    })
+    .unwrap()
+}

@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 
 use support::{ids, upstream};
 
+thread_local! {
+    static ADMIN_PORT: u16 = free_port();
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -20,6 +24,7 @@ fn free_port() -> u16 {
 }
 
 fn config(port: u16, upstream_port: u16, audit: &Path, with_transfer: bool) -> String {
+    let admin_port = ADMIN_PORT.with(|p| *p);
     let geo = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/geo/country.mmdb");
     let transfer = if with_transfer {
         r#"
@@ -38,6 +43,9 @@ categories = ["cn_mobile"]
 [[listener]]
 bind = "127.0.0.1:{port}"
 kind = "forward"
+
+[admin]
+bind = "127.0.0.1:{admin_port}"
 
 [resolve]
 "partner.test" = ["127.0.0.2"]

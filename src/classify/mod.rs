@@ -7,7 +7,9 @@
 //! INTERFACE CONTRACT (used by policy, proxy, audit, CLI): the public items below keep their
 //! names and signatures; internals are free to change.
 
+mod custom;
 mod decode;
+mod keywords;
 mod normalize;
 mod record;
 mod scan;
@@ -21,14 +23,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, CustomDetectorConfig};
 
+use custom::CustomDetector;
 use decode::{Decoding, Stop};
+use keywords::Keywords;
 use normalize::{Mode, Normalizer};
 use record::{CategoryAcc, Recorder};
 use scan::Window;
 
 /// Index of each built-in category in [`Category::BUILTIN`] (and in a scanner's accumulators;
 /// custom detectors follow).
-#[allow(dead_code)] // categories of later detectors are wired as they land
 pub(crate) mod cat {
     pub const RESIDENT_ID: usize = 0;
     pub const MINOR: usize = 1;
@@ -43,6 +46,8 @@ pub(crate) mod cat {
     pub const ADDRESS: usize = 10;
     pub const LOCATION: usize = 11;
     pub const HEALTH: usize = 12;
+    /// First custom detector.
+    pub const CUSTOM_BASE: usize = 13;
 }
 
 /// PIPL class of a category (Art. 28: sensitive personal information).
@@ -244,18 +249,45 @@ pub struct ScanContext {
     pub today: NaiveDate,
 }
 
-/// Compiled detectors: categories with their class, in accumulator order.
+/// Compiled detectors: categories with their class, in accumulator order (built-ins, then
+/// custom detectors), and the one keyword automaton.
 #[derive(Debug)]
 pub(crate) struct Detectors {
     categories: Vec<Category>,
     classes: Vec<DataClass>,
+    pub(crate) keywords: Keywords,
+    pub(crate) custom: Vec<CustomDetector>,
+    /// Whether some custom detector has a regex and no keywords (scanned everywhere).
+    pub(crate) custom_regex_only: bool,
 }
 
 impl Detectors {
-    fn new(options: &ClassifierOptions) -> Detectors {
-        let categories: Vec<Category> =
+    fn new(options: &ClassifierOptions) -> Result<Detectors, ClassifyError> {
+        let mut custom = Vec::with_capacity(options.custom.len());
+        for cfg in &options.custom {
+            let d = CustomDetector::compile(cfg)?;
+            if custom
+                .iter()
+                .any(|c: &CustomDetector| c.category == d.category)
+            {
+                return Err(ClassifyError::CustomDetector {
+                    category: cfg.category.clone(),
+                    message: "defined twice; merge the two [[detector]] entries".into(),
+                });
+            }
+            custom.push(d);
+        }
+        let lists: Vec<Vec<String>> = options.custom.iter().map(|c| c.keywords.clone()).collect();
+        let keywords = Keywords::new(&lists).map_err(|e| ClassifyError::CustomDetector {
+            category: "(keywords)".into(),
+            message: format!(
+                "keyword automaton cannot be built ({e}); shorten or reduce the keyword lists"
+            ),
+        })?;
+        let mut categories: Vec<Category> =
             Category::BUILTIN.iter().map(|c| Category::new(c)).collect();
-        let classes = Category::BUILTIN
+        categories.extend(custom.iter().map(|c| c.category.clone()));
+        let mut classes: Vec<DataClass> = Category::BUILTIN
             .iter()
             .map(|&c| match c {
                 Category::CN_RESIDENT_ID if !options.id_number_is_sensitive => DataClass::Personal,
@@ -266,10 +298,20 @@ impl Detectors {
                 _ => DataClass::Sensitive,
             })
             .collect();
-        Detectors {
+        classes.extend(custom.iter().map(|c| c.class));
+        let custom_regex_only = custom.iter().any(|c| c.regex.is_some() && !c.has_keywords);
+        Ok(Detectors {
             categories,
             classes,
-        }
+            keywords,
+            custom,
+            custom_regex_only,
+        })
+    }
+
+    /// Look-ahead a custom keyword needs before its regex can be decided.
+    pub(crate) fn custom_window(&self) -> usize {
+        custom::KEYWORD_WINDOW
     }
 
     /// Whether category `cat` (accumulator index) is sensitive PI.
@@ -300,8 +342,50 @@ pub struct Classifier {
 
 impl Classifier {
     pub fn new(options: ClassifierOptions) -> Result<Classifier, ClassifyError> {
-        let detectors = Detectors::new(&options);
+        let detectors = Detectors::new(&options)?;
         Ok(Classifier { options, detectors })
+    }
+
+    /// Checks every custom detector's `must_match` / `must_not_match` examples; one message
+    /// per failing example naming the detector and the example's index (never the example:
+    /// it may be real personal information). Empty when all pass. Used by `chujing check`.
+    pub fn verify_custom_examples(&self) -> Vec<String> {
+        let mut failures = Vec::new();
+        let classifier = match Classifier::new(self.options.clone()) {
+            Ok(c) => Arc::new(c),
+            Err(e) => return vec![e.to_string()],
+        };
+        let today = chrono::Utc::now().date_naive();
+        for cfg in &self.options.custom {
+            let found = |example: &str| {
+                let ctx = ScanContext {
+                    content_type: None,
+                    content_encoding: None,
+                    today,
+                };
+                let r = classifier.scan_bytes(ctx, example.as_bytes());
+                r.findings
+                    .iter()
+                    .any(|f| f.category.as_str() == cfg.category)
+            };
+            for (i, ex) in cfg.must_match.iter().enumerate() {
+                if !found(ex) {
+                    failures.push(format!(
+                        "custom detector {:?}: must_match example #{} (0-based) is not detected; widen the regex or add the keyword the example uses",
+                        cfg.category, i
+                    ));
+                }
+            }
+            for (i, ex) in cfg.must_not_match.iter().enumerate() {
+                if found(ex) {
+                    failures.push(format!(
+                        "custom detector {:?}: must_not_match example #{} (0-based) is detected; tighten the regex or keywords",
+                        cfg.category, i
+                    ));
+                }
+            }
+        }
+        failures
     }
 
     pub fn options(&self) -> &ClassifierOptions {
@@ -490,13 +574,6 @@ impl BodyScanner {
         self.win.pass(det, self.ctx.today, &mut self.rec, true);
         self.rec.close_record();
         self.snapshot()
-    }
-}
-
-impl Classifier {
-    /// TEMPORARY until custom detectors land.
-    pub fn verify_custom_examples(&self) -> Vec<String> {
-        Vec::new()
     }
 }
 

@@ -9,7 +9,6 @@ use super::{Category, DataClass, Finding, Subject};
 
 /// Identifier kinds that name an individual, strongest first: the subject key is the hash of
 /// the strongest identifier present in a record.
-#[allow(dead_code)] // passport/permit/HK/TW kinds are used by the letter-prefixed detectors
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Strong {
     ResidentId = 0,
@@ -62,6 +61,8 @@ pub struct Recorder {
     /// Sensitive PI seen in the current record before any identifier (e.g. a diagnosis
     /// field preceding the ID): attributed to the record's individual when it appears.
     pending_sensitive: bool,
+    /// A health keyword seen in the current record before any identifier.
+    pending_health: Option<usize>,
     hash_key: [u8; 32],
     pub version: u64,
     /// JSON brace depth, tracked over the normalized stream for record boundaries.
@@ -81,6 +82,7 @@ impl Recorder {
                 anchor_depth: 0,
             },
             pending_sensitive: false,
+            pending_health: None,
             hash_key,
             version: 0,
             depth: 0,
@@ -122,6 +124,7 @@ impl Recorder {
             self.group.sensitive = false;
         }
         self.pending_sensitive = false;
+        self.pending_health = None;
     }
 
     fn key_of_group(&self) -> [u8; 16] {
@@ -131,7 +134,19 @@ impl Recorder {
         k
     }
 
-    /// Count one validated occurrence of category `cat` with its masked sample.
+    /// A health keyword with a value in the current record: health PI when the record names
+    /// an individual (now or before it closes).
+    pub fn health_keyword(&mut self, cat: usize) {
+        if self.group.is_open() {
+            self.hit(cat, String::new);
+            self.mark_sensitive(true);
+        } else {
+            self.pending_health = Some(cat);
+        }
+    }
+
+    /// Count one validated occurrence of category `cat` with its masked sample (an empty
+    /// mask adds no sample).
     pub fn hit(&mut self, cat: usize, mask: impl FnOnce() -> String) {
         let c = &mut self.cats[cat];
         c.count += 1;
@@ -140,7 +155,7 @@ impl Recorder {
         }
         if c.samples.len() < 3 {
             let m = mask();
-            if !c.samples.contains(&m) {
+            if !m.is_empty() && !c.samples.contains(&m) {
                 c.samples.push(m);
             }
         }
@@ -161,9 +176,13 @@ impl Recorder {
         if !self.group.is_open() {
             self.group.anchor_depth = self.depth;
             self.group.sensitive = std::mem::take(&mut self.pending_sensitive);
+            if let Some(h) = self.pending_health.take() {
+                self.hit(h, String::new);
+                self.group.sensitive = true;
+            }
         }
         self.group.members[k] = Some(fp);
-        if self.group.strongest.map_or(true, |s| kind < s) {
+        if self.group.strongest.is_none_or(|s| kind < s) {
             self.group.strongest = Some(kind);
             self.group.strongest_value.clear();
             self.group.strongest_value.extend_from_slice(normalized);

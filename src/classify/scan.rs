@@ -5,12 +5,25 @@
 //! for prefixes and keywords) is kept, so memory is constant and a value split at any byte is
 //! found exactly once.
 
+use std::collections::VecDeque;
+
 use chrono::NaiveDate;
 use memchr::memmem;
 
+use super::keywords::{self, Kw};
 use super::record::{mask_email, mask_keep, Recorder, Strong};
 use super::validate;
 use super::{cat, Detectors};
+
+/// Something the keyword pass found that concerns the record it sits in; applied in stream
+/// order by the candidate pass, which tracks record structure.
+#[derive(Debug, Clone, Copy)]
+enum Event {
+    /// Health keyword with a value: health PI if the record names an individual.
+    Health,
+    /// Sensitive PI (a precise location) about the record's individual.
+    Sensitive,
+}
 
 /// Window capacity: large enough that the copy into it is amortized, small enough to stay in
 /// L1/L2 per concurrent request.
@@ -32,6 +45,20 @@ pub struct Window {
     struct_pos: usize,
     /// Inside a digit group longer than [`LONG_GROUP`] that reached the end of the window.
     long_run: bool,
+    /// Where the next keyword pass starts (a keyword may straddle the previous end).
+    kw_from: usize,
+    /// Stream offset where the last processed keyword ended: matches starting before it
+    /// were seen already (the keyword pass re-reads a short overlap).
+    kw_next: u64,
+    /// Where the next custom-regex pass starts.
+    rx_from: usize,
+    /// Stream offset of `buf[0]`.
+    base: u64,
+    /// Keyword-pass events not yet reached by the candidate pass (stream offsets).
+    events: VecDeque<(u64, Event)>,
+    /// End (stream offset) of the last location pair, so `lat` and `lng` keys of one pair
+    /// count once.
+    loc_until: u64,
 }
 
 impl Window {
@@ -41,6 +68,12 @@ impl Window {
             scan_from: 0,
             struct_pos: 0,
             long_run: false,
+            kw_from: 0,
+            kw_next: 0,
+            rx_from: 0,
+            base: 0,
+            events: VecDeque::with_capacity(16),
+            loc_until: 0,
         }
     }
 
@@ -58,7 +91,13 @@ impl Window {
             today,
             rec,
             struct_pos: self.struct_pos,
+            base: self.base,
+            events: &mut self.events,
+            loc_until: self.loc_until,
+            kw_next: self.kw_next,
         };
+        let (kw_resume, kw_block) = s.keywords(self.kw_from);
+        let rx_resume = s.custom_regex(self.rx_from);
         let mut from = self.scan_from;
         if self.long_run {
             while from < s.buf.len() && s.buf[from].is_ascii_digit() {
@@ -68,18 +107,30 @@ impl Window {
         }
         let (resume, long) = s.run(from);
         self.long_run |= long;
-        s.advance(resume);
-        self.struct_pos = s.struct_pos;
+        // Record structure must not run ahead of a keyword whose event is still pending.
+        s.advance(resume.min(kw_block));
         if eof {
+            s.drain_events();
+        }
+        self.struct_pos = s.struct_pos;
+        self.loc_until = s.loc_until;
+        self.kw_next = s.kw_next;
+        if eof {
+            self.base += self.buf.len() as u64;
             self.buf.clear();
             self.scan_from = 0;
+            self.kw_from = 0;
+            self.rx_from = 0;
             self.struct_pos = 0;
             self.long_run = false;
             return;
         }
-        let keep_from = resume.saturating_sub(CONTEXT);
+        let keep_from = resume.min(kw_resume).min(rx_resume).saturating_sub(CONTEXT);
         self.buf.drain(..keep_from);
+        self.base += keep_from as u64;
         self.scan_from = resume - keep_from;
+        self.kw_from = kw_resume - keep_from;
+        self.rx_from = rx_resume - keep_from;
         self.struct_pos -= keep_from;
     }
 }
@@ -100,6 +151,10 @@ struct Pass<'a> {
     today: NaiveDate,
     rec: &'a mut Recorder,
     struct_pos: usize,
+    base: u64,
+    events: &'a mut VecDeque<(u64, Event)>,
+    loc_until: u64,
+    kw_next: u64,
 }
 
 const LO: u64 = 0x0101_0101_0101_0101;
@@ -171,12 +226,124 @@ impl Pass<'_> {
         }
     }
 
-    /// Feed record structure up to `pos` to the recorder (before attributing a hit at `pos`).
+    /// Feed record structure up to `pos` to the recorder (before attributing a hit at `pos`),
+    /// applying keyword events in stream order on the way.
     fn advance(&mut self, pos: usize) {
-        if pos > self.struct_pos {
-            self.rec.structure(&self.buf[self.struct_pos..pos]);
-            self.struct_pos = pos;
+        if pos <= self.struct_pos {
+            return;
         }
+        let abs_end = self.base + pos as u64;
+        while let Some(&(at, ev)) = self.events.front() {
+            if at >= abs_end {
+                break;
+            }
+            self.events.pop_front();
+            let rel = (at.saturating_sub(self.base) as usize).clamp(self.struct_pos, pos);
+            self.rec.structure(&self.buf[self.struct_pos..rel]);
+            self.struct_pos = rel;
+            self.apply(ev);
+        }
+        self.rec.structure(&self.buf[self.struct_pos..pos]);
+        self.struct_pos = pos;
+    }
+
+    fn apply(&mut self, ev: Event) {
+        match ev {
+            Event::Health => self.rec.health_keyword(cat::HEALTH),
+            Event::Sensitive => self.rec.mark_sensitive(true),
+        }
+    }
+
+    /// End of stream: apply every remaining event.
+    fn drain_events(&mut self) {
+        while let Some((_, ev)) = self.events.pop_front() {
+            self.apply(ev);
+        }
+    }
+
+    /// The keyword pass over `[from, len)`: triggers the keyword-led detectors. Returns where
+    /// the next pass must start (a keyword may straddle the window end, so the last
+    /// `max_len - 1` bytes are re-read) and where record structure must stop (a keyword whose
+    /// value has not fully arrived yet is retried, and its event must land in its record).
+    fn keywords(&mut self, from: usize) -> (usize, usize) {
+        let det = self.det;
+        let len = self.buf.len();
+        let overlap = if self.eof {
+            len
+        } else {
+            len.saturating_sub(det.keywords.max_len - 1).max(from)
+        };
+        for (start, end, kind) in det.keywords.find_from(self.buf, from) {
+            if self.base + (start as u64) < self.kw_next {
+                continue; // seen in the previous pass
+            }
+            // How far the value may reach; undecidable until that much has arrived.
+            let need = match kind {
+                Kw::Name => 48,
+                Kw::Address => 260,
+                Kw::Location => 120,
+                Kw::Health => 16,
+                Kw::Custom(_) => det.custom_window(),
+                Kw::Passport | Kw::Permit | Kw::HkId => 0,
+            };
+            if need > 0 && end + need > len && !self.eof {
+                return (start.min(overlap), start);
+            }
+            self.kw_next = self.base + end as u64;
+            match kind {
+                Kw::Name => {
+                    let v = keywords::skip_separator(self.buf, end, 8);
+                    if let Some((e, sur)) = keywords::person_name(self.buf, v) {
+                        let name = &self.buf[v..e];
+                        self.rec.hit(cat::PERSON_NAME, || {
+                            let mut m = String::from_utf8_lossy(&name[..sur]).into_owned();
+                            for _ in 0..(name.len() - sur) / 3 {
+                                m.push('*');
+                            }
+                            m
+                        });
+                    }
+                }
+                Kw::Address => {
+                    let v = keywords::skip_separator(self.buf, end, 8);
+                    if let Some(e) = keywords::address(self.buf, v) {
+                        let a = &self.buf[v..e];
+                        self.rec.hit(cat::ADDRESS, || {
+                            // Keep the first two characters (a province or city), mask the rest.
+                            let t = String::from_utf8_lossy(a);
+                            let head: String = t.chars().take(2).collect();
+                            format!("{head}****")
+                        });
+                    }
+                }
+                Kw::Location => {
+                    if self.base + (start as u64) < self.loc_until {
+                        continue;
+                    }
+                    if let Some(e) = keywords::location(self.buf, end, 96) {
+                        self.loc_until = self.base + e as u64;
+                        self.rec
+                            .hit(cat::LOCATION, || "**.****,***.****".to_owned());
+                        self.events
+                            .push_back((self.base + start as u64, Event::Sensitive));
+                    }
+                }
+                Kw::Health => {
+                    let v = keywords::skip_separator(self.buf, end, 8);
+                    let has_value = self
+                        .buf
+                        .get(v)
+                        .is_some_and(|&b| !matches!(b, b'"' | b',' | b'}' | b'\n' | b'&' | b'\r'));
+                    if has_value {
+                        self.events
+                            .push_back((self.base + start as u64, Event::Health));
+                    }
+                }
+                Kw::Custom(i) => self.custom_keyword(i, end),
+                Kw::Passport | Kw::Permit | Kw::HkId => {}
+            }
+        }
+        (overlap, len)
     }
 
     fn email(&mut self, at: usize) -> Step {
@@ -276,7 +443,20 @@ impl Pass<'_> {
             end = k;
             break;
         }
-        let total: usize = lens[..n].iter().sum();
+        let mut first = 0;
+        if p > 0 && buf[p - 1].is_ascii_uppercase() {
+            match self.letter_prefixed(p, lens[0]) {
+                Some(Step::Done(e)) => {
+                    if n == 1 {
+                        return Step::Done(e);
+                    }
+                    first = 1;
+                }
+                Some(other) => return other,
+                None => {}
+            }
+        }
+        let total: usize = lens[first..n].iter().sum();
         if total < 11 {
             return Step::Done(end);
         }
@@ -307,7 +487,7 @@ impl Pass<'_> {
         };
 
         // Try the longest span of groups first, then shorter ones.
-        let mut a = 0;
+        let mut a = first;
         while a < n {
             let mut matched = false;
             let mut b = n;
@@ -376,6 +556,12 @@ impl Pass<'_> {
                     self.rec.identifier(Strong::ResidentId, id, sens);
                     return true;
                 }
+                if validate::resident_id_shape(id, self.today) {
+                    // Province and birth date of an ID but a wrong check digit: an ID typo or
+                    // an ID-derived order number, not a payment card (18-digit cards are rare
+                    // UnionPay numbers; an 18-digit run starting 62 is just as likely Gansu).
+                    return false;
+                }
             }
             if with_x {
                 return false;
@@ -420,8 +606,165 @@ impl Pass<'_> {
         false
     }
 
-    /// A credit-code field name shortly before `pos` (GB 32100 codes take priority over IDs
-    /// there).
+    /// A custom detector's keyword at `..end`: with a regex, the regex must match within the
+    /// keyword window after it; without, the keyword is the finding.
+    fn custom_keyword(&mut self, i: usize, end: usize) {
+        let d = &self.det.custom[i];
+        let cat = cat::CUSTOM_BASE + i;
+        match &d.regex {
+            Some(re) => {
+                let w = &self.buf[end..(end + super::custom::KEYWORD_WINDOW).min(self.buf.len())];
+                if let Some(m) = re.find(w) {
+                    let v = m.as_bytes();
+                    self.custom_hit(cat, end + m.start(), v);
+                }
+            }
+            None => self.custom_hit(cat, end, &[]),
+        }
+    }
+
+    fn custom_hit(&mut self, cat: usize, pos: usize, v: &[u8]) {
+        self.rec.hit(cat, || mask_custom(v));
+        if self.det.sensitive(cat) {
+            self.events
+                .push_back((self.base + pos as u64, Event::Sensitive));
+        }
+    }
+
+    /// Custom detectors with a regex and no keywords: searched over the whole stream, holding
+    /// back [`REGEX_HOLD`](super::custom::REGEX_HOLD) bytes at the window edge.
+    fn custom_regex(&mut self, from: usize) -> usize {
+        let len = self.buf.len();
+        if !self.det.custom_regex_only {
+            return len;
+        }
+        let limit = if self.eof {
+            len
+        } else {
+            len.saturating_sub(super::custom::REGEX_HOLD).max(from)
+        };
+        if limit == from {
+            return from;
+        }
+        let det = self.det;
+        for (i, d) in det.custom.iter().enumerate() {
+            let Some(re) = d.regex.as_ref().filter(|_| !d.has_keywords) else {
+                continue;
+            };
+            for m in re.find_iter(&self.buf[from..]) {
+                if from + m.start() >= limit {
+                    break;
+                }
+                self.custom_hit(cat::CUSTOM_BASE + i, from + m.start(), m.as_bytes());
+            }
+        }
+        limit
+    }
+
+    /// Identifiers that start with letters: PRC passports, HK/Macao travel permits, HK and
+    /// Taiwan IDs. `p` is the first digit, `nd` the digit count. `None`: not one of them.
+    fn letter_prefixed(&mut self, p: usize, nd: usize) -> Option<Step> {
+        let buf = self.buf;
+        let len = buf.len();
+        let mut q = p;
+        while q > 0 && p - q < 3 && buf[q - 1].is_ascii_uppercase() {
+            q -= 1;
+        }
+        let nl = p - q;
+        if nl > 2 || (q > 0 && buf[q - 1].is_ascii_alphanumeric()) {
+            return None;
+        }
+        let letters = &buf[q..p];
+        let digits = &buf[p..p + nd];
+        let after = p + nd;
+        // Look ahead up to 3 bytes (`(3)`); undecidable at the window edge.
+        if after + 3 > len && !self.eof {
+            return Some(Step::Incomplete(p));
+        }
+        let boundary = |i: usize| {
+            buf.get(i)
+                .is_none_or(|&c| !c.is_ascii_alphanumeric() && c != b'@')
+        };
+        let mut v = [0u8; 16];
+        let kw_near = |kind: Kw| {
+            let w = &buf[q.saturating_sub(64)..q];
+            self.det.keywords.labels(w, kind)
+        };
+
+        // Hong Kong ID: `A123456(3)` always; `A1234563` / `A123456A` only next to a keyword.
+        if nd == 6 || nd == 7 {
+            let (check, end, bracketed) = if nd == 6 && buf.get(after) == Some(&b'(') {
+                match (buf.get(after + 1), buf.get(after + 2)) {
+                    (Some(&c), Some(&b')')) => (c, after + 3, true),
+                    _ => (0, after, false),
+                }
+            } else if nd == 6 && buf.get(after) == Some(&b'A') {
+                (b'A', after + 1, false)
+            } else if nd == 7 {
+                (digits[6], after, false)
+            } else {
+                (0, after, false)
+            };
+            if check != 0
+                && boundary(end)
+                && validate::hk_id(letters, &digits[..6], check)
+                && (bracketed || kw_near(Kw::HkId))
+            {
+                v[..nl].copy_from_slice(letters);
+                v[nl..nl + 6].copy_from_slice(&digits[..6]);
+                v[nl + 6] = check;
+                let id = &v[..nl + 7];
+                self.record(q, cat::HK_ID, Strong::HkId, id, nl + 1, 1);
+                return Some(Step::Done(end));
+            }
+        }
+        if !boundary(after) {
+            return None;
+        }
+        v[..nl].copy_from_slice(letters);
+        v[nl..nl + nd.min(16 - nl)].copy_from_slice(&digits[..nd.min(16 - nl)]);
+        let id = &v[..(nl + nd).min(16)];
+        // Taiwan ID: letter, 1/2, eight digits, weighted check.
+        if nl == 1 && nd == 9 && validate::tw_id(id) {
+            self.record(q, cat::TW_ID, Strong::TwId, id, 2, 2);
+            return Some(Step::Done(after));
+        }
+        let passport = match (letters, nd) {
+            ([b'E' | b'G' | b'D' | b'S' | b'P'], 8) => true,
+            ([b'E', l], 7) => l.is_ascii_uppercase() && !matches!(l, b'I' | b'O'),
+            ([b'P' | b'S' | b'D', b'E'], 7) => true,
+            _ => false,
+        };
+        if passport && kw_near(Kw::Passport) {
+            self.record(q, cat::PASSPORT, Strong::Passport, id, 2, 2);
+            return Some(Step::Done(after));
+        }
+        let permit = matches!((letters, nd), ([b'H' | b'M'], 8 | 10) | ([b'C'], 8));
+        if permit && (kw_near(Kw::Permit) || kw_near(Kw::Passport)) {
+            self.record(q, cat::PERMIT, Strong::Permit, id, 2, 2);
+            return Some(Step::Done(after));
+        }
+        None
+    }
+
+    /// Count a validated identifier of a sensitive category and attribute it to its record.
+    fn record(
+        &mut self,
+        start: usize,
+        cat: usize,
+        kind: Strong,
+        id: &[u8],
+        head: usize,
+        tail: usize,
+    ) {
+        self.advance(start);
+        let sens = self.det.sensitive(cat);
+        self.rec.hit(cat, || mask_keep(id, head, tail));
+        self.rec.identifier(kind, id, sens);
+    }
+
+    /// A credit-code field name shortly before `pos`, in the same field (GB 32100 codes take
+    /// priority over IDs there).
     fn org_keyword_before(&self, pos: usize) -> bool {
         let w = &self.buf[pos.saturating_sub(64)..pos];
         const KEYS: [&[u8]; 6] = [
@@ -432,7 +775,28 @@ impl Pass<'_> {
             b"uscc",
             b"USCC",
         ];
-        KEYS.iter().any(|k| memmem::find(w, k).is_some())
+        let last = KEYS
+            .iter()
+            .filter_map(|k| memmem::rfind(w, k).map(|i| i + k.len()))
+            .max();
+        match last {
+            Some(end) => !w[end..]
+                .iter()
+                .any(|b| matches!(b, b',' | b';' | b'&' | b'\n')),
+            None => false,
+        }
+    }
+}
+
+/// Masked sample of a custom detector's match: the ends of long values only.
+fn mask_custom(v: &[u8]) -> String {
+    if v.is_empty() {
+        return String::new();
+    }
+    if v.len() >= 8 && v.is_ascii() {
+        mask_keep(v, 2, 2)
+    } else {
+        "***".to_owned()
     }
 }
 

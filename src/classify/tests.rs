@@ -383,3 +383,183 @@ fn content_encodings() {
     assert_eq!(r.uninspectable, Some(Uninspectable::DecompressionBomb));
     assert!(r.bytes <= 2 * 1024 * 1024);
 }
+
+fn hk(letters: &str, digits: &str) -> String {
+    let c = super::validate::hk_id_check_char(letters.as_bytes(), digits.as_bytes()) as char;
+    format!("{letters}{digits}({c})")
+}
+
+fn tw(letter: char, body: &str) -> String {
+    for c in '0'..='9' {
+        let v = format!("{letter}{body}{c}");
+        if super::validate::tw_id(v.as_bytes()) {
+            return v;
+        }
+    }
+    unreachable!()
+}
+
+#[test]
+fn letter_prefixed_identifiers() {
+    // The keyword must label the value's own field: `x` does not inherit `护照`.
+    let r = scan(r#"{"passportNo":"E12345678","护照":"EA1234567","x":"G12345678"}"#);
+    assert_eq!(count(&r, "cn_passport"), 2);
+    let r = scan("旅客护照号码：G12345678。");
+    assert_eq!(count(&r, "cn_passport"), 1);
+    // Without a keyword a passport-shaped code is not PI.
+    let r = scan(r#"{"sku":"E12345678"}"#);
+    assert_eq!(count(&r, "cn_passport"), 0);
+    let r = scan("港澳通行证 C12345678，回乡证 H1234567801");
+    assert_eq!(count(&r, "hk_macau_permit"), 2);
+    let h = hk("A", "123456");
+    let r = scan(&format!("HKID {h} and {}", hk("XY", "987654")));
+    assert_eq!(count(&r, "hk_id"), 2);
+    let bad = h.replace("(3)", "(4)");
+    assert_eq!(count(&scan(&bad), "hk_id"), 0);
+    let t = tw('A', "12345678");
+    let r = scan(&format!("台湾身份证{t}。"));
+    assert_eq!(count(&r, "tw_id"), 1);
+    assert_eq!(r.subjects.len(), 1);
+    let mut bad = t.clone().into_bytes();
+    bad[9] = if bad[9] == b'0' { b'1' } else { b'0' };
+    assert_eq!(count(&scan(std::str::from_utf8(&bad).unwrap()), "tw_id"), 0);
+}
+
+#[test]
+fn keyword_led_categories() {
+    let body = r#"{"收件人":"欧阳娜娜","name":"李雷","nickname":"今天天气好","收货地址":"广东省深圳市南山区科技园路1号","location":"116.397128,39.916527"}"#;
+    let r = scan(body);
+    assert_eq!(count(&r, "person_name"), 2, "{:?}", r.findings);
+    assert_eq!(count(&r, "cn_address"), 1);
+    assert_eq!(count(&r, "precise_location"), 1);
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.category.as_str() == "person_name")
+        .unwrap();
+    assert!(f.samples.contains(&"欧阳**".to_string()), "{:?}", f.samples);
+    let r = scan(r#"{"lat":39.9165,"lng":116.3971}"#);
+    assert_eq!(count(&r, "precise_location"), 1);
+    let r = scan(r#"{"lat":39.9,"lng":116.3}"#);
+    assert_eq!(count(&r, "precise_location"), 0);
+    let r = scan(r#"{"location":"-122.419416,37.774929"}"#);
+    assert_eq!(count(&r, "precise_location"), 0);
+}
+
+#[test]
+fn health_needs_an_identifier_in_the_record() {
+    let a = id(110105, 1990, 3, 7, 123);
+    let mut o = options();
+    o.id_number_is_sensitive = false;
+    let body = format!(
+        r#"[{{"诊断":"2型糖尿病 E11.9","idCard":"{a}"}},{{"诊断":"高血压"}},{{"tel":"13812345678","diagnosis":"asthma"}}]"#
+    );
+    let r = scan_with(o, None, body.as_bytes());
+    assert_eq!(count(&r, "health"), 2, "{:?}", r.findings);
+    assert_eq!(r.subjects.len(), 2);
+    assert!(r.subjects.iter().all(|s| s.sensitive), "{:?}", r.subjects);
+}
+
+fn custom(
+    regex: Option<&str>,
+    keywords: &[&str],
+    yes: &[&str],
+    no: &[&str],
+) -> CustomDetectorConfig {
+    CustomDetectorConfig {
+        category: "employee_id".into(),
+        class: "sensitive".into(),
+        regex: regex.map(str::to_owned),
+        keywords: keywords.iter().map(|s| s.to_string()).collect(),
+        must_match: yes.iter().map(|s| s.to_string()).collect(),
+        must_not_match: no.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+#[test]
+fn custom_detectors() {
+    let mut o = options();
+    o.custom = vec![custom(
+        Some(r"EMP-\d{6}"),
+        &["工号", "employee"],
+        &["工号: EMP-123456"],
+        &["EMP-123456", "工号: EMP-12"],
+    )];
+    let c = Arc::new(Classifier::new(o.clone()).unwrap());
+    assert!(
+        c.verify_custom_examples().is_empty(),
+        "{:?}",
+        c.verify_custom_examples()
+    );
+    let r = c.scan_bytes(
+        ctx(None, None),
+        "{\"employeeNo\":\"EMP-654321\"}".as_bytes(),
+    );
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.category.as_str() == "employee_id")
+        .unwrap();
+    assert_eq!(f.class, DataClass::Sensitive);
+    assert_eq!(f.samples, vec!["EM******21".to_string()]);
+    // Failing examples are reported by index, never by value.
+    o.custom = vec![custom(
+        Some(r"EMP-\d{6}"),
+        &[],
+        &["EMP-123456", "nope 314159"],
+        &["EMP-999999"],
+    )];
+    let c = Arc::new(Classifier::new(o.clone()).unwrap());
+    let msgs = c.verify_custom_examples();
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    assert!(msgs[0].contains("must_match example #1"));
+    assert!(msgs[1].contains("must_not_match example #0"));
+    assert!(!msgs
+        .iter()
+        .any(|m| m.contains("314159") || m.contains("999999")));
+    // Regex-only detectors find matches split across chunks.
+    let c = Arc::new(Classifier::new(o.clone()).unwrap());
+    let body = format!("{}EMP-123456{}", "x".repeat(CAP_HINT), " y".repeat(300));
+    let whole = c.scan_bytes(ctx(None, None), body.as_bytes());
+    assert_eq!(count(&whole, "employee_id"), 1);
+    for cut in [CAP_HINT, CAP_HINT + 3, CAP_HINT + 9, CAP_HINT + 10] {
+        let mut s = c.scanner(ctx(None, None));
+        s.feed(&body.as_bytes()[..cut]);
+        s.feed(&body.as_bytes()[cut..]);
+        assert_eq!(count(&s.finish(), "employee_id"), 1, "cut {cut}");
+    }
+    // Bad configurations are typed errors naming the detector and the fix.
+    for bad in [
+        custom(Some("("), &[], &[], &[]),
+        custom(None, &[], &[], &[]),
+        custom(Some("a*"), &[], &[], &[]),
+    ] {
+        let mut o = options();
+        o.custom = vec![bad];
+        let e = Classifier::new(o).unwrap_err();
+        assert!(e.to_string().contains("employee_id"), "{e}");
+    }
+    let mut o = options();
+    let mut b = custom(Some("x"), &[], &[], &[]);
+    b.category = "cn_mobile".into();
+    o.custom = vec![b];
+    assert!(Classifier::new(o).is_err());
+}
+
+const CAP_HINT: usize = 40_000;
+
+#[test]
+fn keyword_split_across_chunks() {
+    let body = r#"{"a":"xxxxxxxxxxxx","收件人":"张伟","passportNo":"E12345678"}"#;
+    let whole = scan(body);
+    assert_eq!(count(&whole, "person_name"), 1);
+    assert_eq!(count(&whole, "cn_passport"), 1);
+    let c = Arc::new(Classifier::new(options()).unwrap());
+    let b = body.as_bytes();
+    for cut in 0..=b.len() {
+        let mut s = c.scanner(ctx(None, None));
+        s.feed(&b[..cut]);
+        s.feed(&b[cut..]);
+        assert_eq!(s.finish(), whole, "cut {cut}");
+    }
+}

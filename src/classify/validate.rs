@@ -57,6 +57,18 @@ pub fn resident_id(id: &[u8], today: NaiveDate) -> Option<NaiveDate> {
     Some(birth)
 }
 
+/// Province and birth date of a resident ID are plausible (check character not verified).
+pub fn resident_id_shape(id: &[u8], today: NaiveDate) -> bool {
+    if id.len() != 18 || !id[..17].iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let year = num(&id[6..10]) as i32;
+    is_province(num(&id[0..2]) as u8)
+        && year >= 1900
+        && NaiveDate::from_ymd_opt(year, num(&id[10..12]), num(&id[12..14]))
+            .is_some_and(|d| d <= today)
+}
+
 /// Age in whole years at `today` (PIPL Art. 28/31: under 14 is a minor).
 pub fn age_at(birth: NaiveDate, today: NaiveDate) -> i32 {
     let mut age = today.year() - birth.year();
@@ -127,9 +139,22 @@ pub fn card_issuer(d: &[u8]) -> bool {
         )
 }
 
-/// Payment card: 16-19 digits, issuer prefix and Luhn.
+/// Payment card: 16-19 digits, issuer prefix, a length the scheme issues (Visa 16/19,
+/// Mastercard 16; UnionPay and domestic BINs 16-19), and Luhn.
 pub fn bank_card(d: &[u8]) -> bool {
-    (16..=19).contains(&d.len()) && d.iter().all(u8::is_ascii_digit) && card_issuer(d) && luhn(d)
+    if !(16..=19).contains(&d.len()) || !d.iter().all(u8::is_ascii_digit) || !card_issuer(d) {
+        return false;
+    }
+    let p2 = num(&d[..2]);
+    let p4 = num(&d[..4]);
+    let length_ok = if d[0] == b'4' {
+        d.len() == 16 || d.len() == 19
+    } else if (51..=55).contains(&p2) || (2221..=2720).contains(&p4) {
+        d.len() == 16
+    } else {
+        true
+    };
+    length_ok && luhn(d)
 }
 
 /// GB 32100-2015 unified social credit code (organisation, not PI): 18 chars over

@@ -246,6 +246,15 @@ pub struct AuditConfig {
     /// Also audit decisions about domestic destinations (off: only outbound is audited).
     #[serde(default)]
     pub include_domestic: bool,
+    /// Rotate when the file would grow past this many bytes (0: never by size).
+    #[serde(default = "default_audit_max_bytes")]
+    pub max_bytes: u64,
+    /// Also rotate at the first write of each new UTC day.
+    #[serde(default)]
+    pub rotate_daily: bool,
+    /// Rotated files kept (`audit.jsonl.1` newest … `.N` oldest); older ones are deleted.
+    #[serde(default = "default_audit_keep")]
+    pub keep: usize,
 }
 
 impl Default for AuditConfig {
@@ -253,8 +262,19 @@ impl Default for AuditConfig {
         AuditConfig {
             path: default_audit_path(),
             include_domestic: false,
+            max_bytes: default_audit_max_bytes(),
+            rotate_daily: false,
+            keep: default_audit_keep(),
         }
     }
+}
+
+fn default_audit_max_bytes() -> u64 {
+    256 * 1024 * 1024
+}
+
+fn default_audit_keep() -> usize {
+    10
 }
 
 fn default_audit_path() -> PathBuf {
@@ -275,13 +295,31 @@ pub struct UpstreamConfig {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct VolumeConfig {
-    /// `memory` (lost at restart), `redb` (embedded file, default), `redis`.
+    /// `memory` (lost at restart), `redb` (embedded file), `redis` (shared by replicas).
     #[serde(default = "default_volume_backend")]
     pub backend: String,
+    /// redb: database file (default `var/volume.redb`).
     #[serde(default)]
     pub path: Option<PathBuf>,
+    /// redis: `redis://host:port/db`.
     #[serde(default)]
     pub url: Option<String>,
+    /// redb: how long an acknowledged claim may stay only in memory before it is durable.
+    /// 0 (default): the decision waits for the commit, so a crash loses no counted individual.
+    #[serde(default)]
+    pub flush_window_ms: u64,
+    /// What a claim gets when the store cannot answer; default: `classification.fail_mode`.
+    #[serde(default)]
+    pub fail_mode: Option<FailMode>,
+    /// redis: time allowed for one check-and-add round trip.
+    #[serde(default = "default_redis_timeout_ms")]
+    pub redis_timeout_ms: u64,
+    /// redis: key prefix (keep a `{hash tag}` so a cluster keeps one entity in one slot).
+    #[serde(default)]
+    pub key_prefix: Option<String>,
+    /// Entity-wide statutory guard (the 2024 Provisions' 10,000 / 100,000 / 1,000,000).
+    #[serde(default)]
+    pub guard: VolumeGuardConfig,
 }
 
 impl Default for VolumeConfig {
@@ -290,8 +328,53 @@ impl Default for VolumeConfig {
             backend: default_volume_backend(),
             path: None,
             url: None,
+            flush_window_ms: 0,
+            fail_mode: None,
+            redis_timeout_ms: default_redis_timeout_ms(),
+            key_prefix: None,
+            guard: VolumeGuardConfig::default(),
         }
     }
+}
+
+fn default_redis_timeout_ms() -> u64 {
+    2_000
+}
+
+/// `[volume.guard]`: year-to-date totals across all transfers vs the statutory thresholds.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeGuardConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Refuse new individuals that would reach a threshold no legal basis on file covers.
+    #[serde(default)]
+    pub block_uncovered: bool,
+    /// Share of a threshold at which a `warn` audit event is written.
+    #[serde(default = "default_guard_warn")]
+    pub warn: f64,
+    /// Share of a threshold at which a `critical` audit event is written.
+    #[serde(default = "default_guard_critical")]
+    pub critical: f64,
+}
+
+impl Default for VolumeGuardConfig {
+    fn default() -> Self {
+        VolumeGuardConfig {
+            enabled: true,
+            block_uncovered: false,
+            warn: default_guard_warn(),
+            critical: default_guard_critical(),
+        }
+    }
+}
+
+fn default_guard_warn() -> f64 {
+    0.8
+}
+
+fn default_guard_critical() -> f64 {
+    0.95
 }
 
 fn default_volume_backend() -> String {

@@ -129,7 +129,13 @@ fn check_listeners(c: &Config, p: &mut Problems<'_>) {
     let mut seen: HashMap<std::net::SocketAddr, usize> = HashMap::new();
     let has_routes = !c.routes.is_empty();
     for (i, l) in c.listeners.iter().enumerate() {
-        if let Some(first) = seen.insert(l.bind, i) {
+        // Port 0 asks the OS for any free port, so two such listeners never clash.
+        let clash = if l.bind.port() == 0 {
+            None
+        } else {
+            seen.insert(l.bind, i)
+        };
+        if let Some(first) = clash {
             p.add(
                 &[K("listener"), I(i), K("bind")],
                 format!(

@@ -1,6 +1,13 @@
 //! The decision engine (pure: no I/O). Findings × destination × time × volume → [`Decision`],
 //! exactly as the table in `shared/design/policy.md`: first rule that applies wins.
 //!
+//! How the proxy uses it: call [`Policy::decide`] after each chunk that changed the scan —
+//! the verdict is monotone in findings, so the first block is final. When the body is
+//! complete and the decision carries a [`VolumeClaim`] (approved, or forwarded under
+//! fail-open), ask the volume store once, then fold the answer in with
+//! [`Decision::apply_admission`] (or [`Decision::apply_volume_unavailable`] on a store error).
+//! Monitor mode never changes the verdict here; the proxy decides whether to enforce it.
+//!
 //! INTERFACE CONTRACT: public items keep their names and signatures; internals may change.
 
 mod transfer;
@@ -141,6 +148,22 @@ impl Decision {
                     self.reason = Reason::VolumeCapExceeded;
                 }
             }
+        }
+    }
+}
+
+impl Decision {
+    /// The volume store could not be asked (outage, fail-closed): a cap that cannot be
+    /// verified is treated as exceeded, so an approval becomes `volume_cap_exceeded`. Blocks
+    /// and claim-less decisions are unchanged.
+    pub fn apply_volume_unavailable(&mut self) {
+        if self.volume_claim.is_some() && self.action == Action::Allow {
+            self.action = Action::Block;
+            self.reason = Reason::VolumeCapExceeded;
+            self.explanation.push(
+                "volume: store unavailable, cap cannot be verified (fail closed): block"
+                    .to_string(),
+            );
         }
     }
 }
@@ -379,7 +402,7 @@ impl Policy {
             candidates += 1;
             let validity = t.validity(today);
             if validity != Validity::Valid {
-                if closest_invalid.map_or(true, |(_, v)| validity.distance() < v.distance()) {
+                if closest_invalid.is_none_or(|(_, v)| validity.distance() < v.distance()) {
                     closest_invalid = Some((i, validity));
                 }
                 continue;
@@ -391,7 +414,7 @@ impl Policy {
                 .filter(|f| !t.allows_category(f.category.as_str()))
                 .count();
             if missing > 0 {
-                if closest_category.map_or(true, |(_, m)| missing < m) {
+                if closest_category.is_none_or(|(_, m)| missing < m) {
                     closest_category = Some((i, missing));
                 }
                 continue;

@@ -676,3 +676,16 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn unavailable_volume_store_blocks_only_claims() {
+    let mut d = decide(&policy(""), &vendor(), &report(&[("email", P)], 1));
+    d.apply_volume_unavailable();
+    assert_eq!(
+        (d.action, d.reason),
+        (Action::Block, Reason::VolumeCapExceeded)
+    );
+    let mut no_claim = decide(&policy(""), &vendor(), &report(&[], 0));
+    no_claim.apply_volume_unavailable();
+    assert_eq!(no_claim.action, Action::Allow);
+}

@@ -84,7 +84,6 @@ impl Validity {
 #[derive(Debug, Clone)]
 pub(crate) struct CompiledTransfer {
     pub(crate) id: String,
-    #[allow(dead_code)] // kept for explanations and the entity-wide guard
     pub(crate) legal_basis: LegalBasis,
     countries: Vec<CountryCode>,
     hosts: Vec<HostPattern>,

@@ -34,7 +34,7 @@ use super::pipeline::{self, ConnInfo};
 use super::respond::{self, ProxyBody};
 use super::target::{request_host, Target};
 use super::upstream::{Scheme, UpstreamError};
-use super::{log_block, Proxy, Runtime};
+use super::{Proxy, Runtime};
 use crate::audit::{AuditEvent, ErrorFields, RequestFacts};
 use crate::classify::{ScanReport, Uninspectable};
 use crate::config::{FailMode, Mode};
@@ -253,6 +253,7 @@ fn established() -> Response<ProxyBody> {
 fn own_addresses(proxy: &Proxy, rt: &Runtime) -> Vec<SocketAddr> {
     let config = &rt.loaded.config;
     let mut own: Vec<SocketAddr> = proxy.listening.get().cloned().unwrap_or_default();
+    own.extend(proxy.own_addrs.get().into_iter().flatten().copied());
     own.extend(
         config
             .listeners
@@ -321,9 +322,8 @@ fn audit_tunnel(
         &rt.loaded.hash,
     );
     proxy.audit(rt, &event);
-    if decision.action == Action::Block {
-        log_block(facts, destination, decision, report, false);
-    }
+    // Metrics, and the canonical block line for a monitor-mode would-be block.
+    proxy.observe_decision(rt, facts, destination, decision, report);
 }
 
 async fn connect_tcp(rt: &Runtime, ip: IpAddr, port: u16) -> Result<TcpStream, UpstreamError> {
@@ -556,7 +556,7 @@ async fn opaque<C>(
             &rt.loaded.hash,
         );
         proxy.audit(rt, &event);
-        log_block(facts, destination, &decision, &report, true);
+        proxy.observe_decision(rt, facts, destination, &decision, &report);
         if looks_like_http(&client.head[..client.len]) {
             let body = serde_json::json!({
                 "error": "data_exit_blocked",

@@ -9,6 +9,7 @@ pub mod inspect;
 pub mod pipeline;
 pub mod reload;
 pub mod respond;
+pub mod status;
 pub mod target;
 pub mod upstream;
 
@@ -16,7 +17,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -31,13 +32,17 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::audit::{AuditError, AuditEvent, AuditLog, ErrorFields, RequestFacts};
 use crate::classify::{Classifier, ClassifierOptions, ClassifyError, ScanReport};
-use crate::config::{ListenerConfig, LoadedConfig, TlsFiles};
+use crate::config::{ListenerConfig, LoadedConfig, Mode, TlsFiles};
 use crate::geo::{Destination, GeoDb, GeoError, Resolver};
 use crate::policy::{Action, Decision, Policy, PolicyError};
+use crate::telemetry::admin::targets_admin;
+use crate::telemetry::logging::{log_blocked, BlockedRequest};
+use crate::telemetry::metrics::Metrics;
 use crate::volume::{VolumeError, VolumeStore};
 
 use pipeline::ConnInfo;
 use respond::ProxyBody;
+use status::Health;
 use target::{Route, RouteError};
 use upstream::{UpstreamError, UpstreamPool, UpstreamTlsError};
 
@@ -85,6 +90,8 @@ pub struct Runtime {
     /// CONNECT interception (`[tls_intercept]`): the CA, leaf cache and bypass list.
     /// `None`: CONNECT is answered with 501.
     pub tls: Option<Arc<crate::tls::Interceptor>>,
+    /// When this runtime was built (for `/policy`).
+    pub loaded_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl Runtime {
@@ -117,6 +124,7 @@ impl Runtime {
             routes,
             volume,
             loaded,
+            loaded_at: chrono::Utc::now(),
         })
     }
 }
@@ -124,7 +132,12 @@ impl Runtime {
 /// The running proxy: current runtime plus what outlives reloads.
 pub struct Proxy {
     runtime: ArcSwap<Runtime>,
-    audit: AuditLog,
+    audit: Arc<AuditLog>,
+    metrics: Arc<Metrics>,
+    /// The proxy's own listener and admin addresses: requests to them are refused, so the
+    /// admin endpoints are never reachable through the proxy and no request loops.
+    own_addrs: OnceLock<Vec<SocketAddr>>,
+    health: Health,
     upstream: UpstreamPool,
     id_prefix: u32,
     id_counter: AtomicU64,
@@ -135,8 +148,17 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn new(runtime: Runtime) -> Result<Arc<Proxy>, StartError> {
+        let audit = Arc::new(AuditLog::open_rotating(
+            &runtime.loaded.config.audit.path,
+            crate::audit::Rotation::from_config(&runtime.loaded.config.audit),
+        )?);
+        Proxy::with_audit(runtime, audit)
+    }
+
+    /// Like [`Proxy::new`], sharing an audit log opened earlier (the volume store's guard
+    /// writes its watermark events to the same file).
+    pub fn with_audit(runtime: Runtime, audit: Arc<AuditLog>) -> Result<Arc<Proxy>, StartError> {
         let config = &runtime.loaded.config;
-        let audit = AuditLog::open(&config.audit.path)?;
         let upstream = UpstreamPool::new(
             config.upstream.ca_bundle.as_deref(),
             config
@@ -146,9 +168,14 @@ impl Proxy {
         )?;
         let mut prefix = [0u8; 4];
         let _ = getrandom::getrandom(&mut prefix);
+        let metrics = Arc::new(Metrics::new());
+        observe_runtime(&metrics, &runtime);
         Ok(Arc::new(Proxy {
             runtime: ArcSwap::from_pointee(runtime),
             audit,
+            metrics,
+            own_addrs: OnceLock::new(),
+            health: Health::default(),
             upstream,
             id_prefix: u32::from_le_bytes(prefix),
             id_counter: AtomicU64::new(0),
@@ -163,12 +190,29 @@ impl Proxy {
 
     /// Replaces the runtime; requests in flight keep the old one.
     pub fn swap_runtime(&self, runtime: Runtime) {
+        observe_runtime(&self.metrics, &runtime);
         self.runtime.store(Arc::new(runtime));
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Declares the proxy's own addresses (listeners, admin); set once after binding.
+    pub fn set_own_addresses(&self, addrs: Vec<SocketAddr>) {
+        let _ = self.own_addrs.set(addrs);
+    }
+
+    /// Whether `ip:port` is one of the proxy's own listeners or its admin endpoint.
+    pub fn is_own_address(&self, ip: std::net::IpAddr, port: u16) -> bool {
+        self.own_addrs
+            .get()
+            .is_some_and(|addrs| addrs.iter().any(|a| targets_admin(*a, ip, port)))
     }
 
     /// Records a reload outcome (metrics hook).
     fn reload_outcome(&self, ok: bool) {
-        let _ = ok;
+        self.metrics.reload(ok);
     }
 
     fn next_request_id(&self) -> String {
@@ -182,8 +226,40 @@ impl Proxy {
         if domestic && !rt.loaded.config.audit.include_domestic {
             return;
         }
-        if let Err(e) = self.audit.write(event) {
-            tracing::error!(error = %e, "audit write failed");
+        match self.audit.write(event) {
+            Ok(()) => self.health.audit_ok.store(true, Ordering::Relaxed),
+            Err(e) => {
+                self.health.audit_ok.store(false, Ordering::Relaxed);
+                self.metrics.audit_write_error();
+                tracing::error!(error = %e, "audit write failed");
+            }
+        }
+    }
+
+    /// Metrics and the canonical log line for a decision that was made.
+    fn observe_decision(
+        &self,
+        rt: &Runtime,
+        facts: &RequestFacts<'_>,
+        destination: &Destination,
+        decision: &Decision,
+        report: &ScanReport,
+    ) {
+        let enforced = decision.action == Action::Block && rt.policy.mode() == Mode::Enforce;
+        self.metrics
+            .record_decision(decision, destination.region, enforced);
+        self.metrics.record_findings(report);
+        if decision.action == Action::Block {
+            if let Some(client) = facts.client {
+                log_blocked(&BlockedRequest {
+                    request_id: facts.request_id,
+                    client,
+                    destination,
+                    decision,
+                    report,
+                    enforced,
+                });
+            }
         }
     }
 
@@ -208,7 +284,7 @@ impl Proxy {
             &rt.loaded.hash,
         );
         self.audit(rt, &event);
-        log_block(facts, destination, decision, report, true);
+        self.observe_decision(rt, facts, destination, decision, report);
         respond::blocked(decision.reason.as_str(), facts.request_id)
     }
 
@@ -234,9 +310,7 @@ impl Proxy {
             &rt.loaded.hash,
         );
         self.audit(rt, &event);
-        if decision.action == Action::Block {
-            log_block(facts, destination, decision, report, false);
-        }
+        self.observe_decision(rt, facts, destination, decision, report);
         pipeline::client_response(resp)
     }
 
@@ -265,6 +339,7 @@ impl Proxy {
             &rt.loaded.hash,
         );
         self.audit(rt, &event);
+        self.observe_decision(rt, facts, destination, decision, report);
         respond::error(
             StatusCode::BAD_GATEWAY,
             "upstream_unreachable",
@@ -275,34 +350,24 @@ impl Proxy {
     }
 }
 
-/// The canonical log line for a block (or a would-block in monitor mode): one line, names
-/// and counts only.
-fn log_block(
-    facts: &RequestFacts<'_>,
-    destination: &Destination,
-    decision: &Decision,
-    report: &ScanReport,
-    enforced: bool,
-) {
-    let categories: Vec<&str> = report
-        .findings
+/// Keeps the metrics' bounded label sets in line with the configuration.
+fn observe_runtime(metrics: &Metrics, runtime: &Runtime) {
+    let config = &runtime.loaded.config;
+    let custom: Vec<&str> = config
+        .detectors
         .iter()
-        .map(|f| f.category.as_str())
+        .map(|d| d.category.as_str())
         .collect();
-    tracing::warn!(
-        request_id = facts.request_id,
-        client = ?facts.client,
-        host = facts.host,
-        ip = %destination.ip,
-        country = destination.country.as_ref().map(|c| c.as_str()).unwrap_or("-"),
-        region = destination.region.as_str(),
-        reason = decision.reason.as_str(),
-        transfer = decision.transfer.as_deref().unwrap_or("-"),
-        categories = ?categories,
-        subjects = report.subjects.len(),
-        enforced,
-        "data exit blocked"
-    );
+    metrics.register_categories(&custom);
+    let ids: Vec<&str> = config.transfers.iter().map(|t| t.id.as_str()).collect();
+    metrics.retain_transfers(&ids);
+    for t in &config.transfers {
+        metrics.set_transfer_caps(
+            &t.id,
+            t.max_individuals_per_year,
+            t.max_sensitive_individuals_per_year,
+        );
+    }
 }
 
 /// A bound listener, ready to serve.
@@ -408,6 +473,7 @@ pub async fn serve(
                 let tls = bound.tls.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
+                    let _connection = proxy.metrics.connection_guard();
                     let limits = proxy.runtime().loaded.config.limits.clone();
                     let service = service_fn(move |req| {
                         let proxy = Arc::clone(&proxy);
@@ -473,5 +539,17 @@ pub async fn start(
     let runtime = Runtime::build(loaded, volume)?;
     let listeners = bind(&runtime.loaded.config.listeners).await?;
     let proxy = Proxy::new(runtime)?;
+    Ok((proxy, listeners))
+}
+
+/// Like [`start`], with an audit log shared with the volume store's guard.
+pub async fn start_with_audit(
+    loaded: LoadedConfig,
+    volume: Arc<dyn VolumeStore>,
+    audit: Arc<AuditLog>,
+) -> Result<(Arc<Proxy>, Vec<BoundListener>), StartError> {
+    let runtime = Runtime::build(loaded, volume)?;
+    let listeners = bind(&runtime.loaded.config.listeners).await?;
+    let proxy = Proxy::with_audit(runtime, audit)?;
     Ok((proxy, listeners))
 }

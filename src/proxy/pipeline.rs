@@ -26,10 +26,9 @@ use super::upstream::{PoolKey, Protocol};
 use super::{headers, Proxy, Runtime};
 use crate::audit::{AuditEvent, ErrorFields, RequestFacts};
 use crate::classify::{BodyScanner, ScanContext, ScanReport};
-use crate::config::{ListenerKind, Mode};
+use crate::config::{FailMode, ListenerKind, Mode};
 use crate::geo::{Destination, Region};
 use crate::policy::{Action, Decision, DecisionInput};
-use crate::volume::Admission;
 
 /// What the accept loop knows about the connection a request came on.
 #[derive(Debug, Clone)]
@@ -149,8 +148,17 @@ pub async fn handle(
             );
         }
     };
+    if proxy.is_own_address(ip, target.port) {
+        return respond::error(
+            StatusCode::FORBIDDEN,
+            "destination_forbidden",
+            "destination_ip_prohibited",
+            "requests to the proxy's own listeners or admin endpoint are refused",
+            &request_id,
+        );
+    }
     let destination = rt.geo.locate(&target.host, target.port, ip);
-    let mut inspection = Inspection::new(&rt, &destination, &req);
+    let mut inspection = Inspection::new(&rt, proxy.metrics(), &destination, &req);
 
     // Phase 3: request filter (URL and header values, before anything is sent).
     if inspection.active() {
@@ -178,7 +186,7 @@ pub async fn handle(
 
     // A request without a body is decided in full before a connection is opened.
     if body.is_end_stream() {
-        let (decision, report) = inspection.finish().await;
+        let (decision, report) = inspection.finish(true).await;
         if inspection.enforced(&decision) {
             return proxy.refuse(&rt, &facts, &destination, &decision, &report);
         }
@@ -189,7 +197,10 @@ pub async fn handle(
             }
         };
         let up_req = upstream_request(&parts, &target, checkout.protocol(), UpstreamBody::empty());
-        return match proxy.upstream.send(checkout, up_req).await {
+        let sent_at = std::time::Instant::now();
+        let sent = proxy.upstream.send(checkout, up_req).await;
+        proxy.metrics().observe_upstream(sent_at.elapsed());
+        return match sent {
             Ok(resp) => proxy.deliver(&rt, &facts, &destination, &decision, &report, resp),
             Err(e) => proxy.upstream_failed(&rt, &facts, &destination, &decision, &report, e),
         };
@@ -199,15 +210,28 @@ pub async fn handle(
     let checkout = match proxy.upstream.checkout(key).await {
         Ok(c) => c,
         Err(e) => {
-            let report = inspection.snapshot();
-            let decision = inspection.current_decision();
-            return proxy.upstream_failed(&rt, &facts, &destination, &decision, &report, e);
+            // Nothing can leave, but the decision still matters: an attempt to send personal
+            // data abroad is a block (and audited as one) even when the upstream is down.
+            return match scan_only(body, &mut inspection).await {
+                PumpEnd::Blocked(decision, report) => {
+                    proxy.refuse(&rt, &facts, &destination, &decision, &report)
+                }
+                PumpEnd::Complete(decision, report)
+                | PumpEnd::ClientFailed(decision, report, _) => {
+                    proxy.upstream_failed(&rt, &facts, &destination, &decision, &report, e)
+                }
+            };
         }
     };
     let (sender, up_body) = UpstreamBody::channel(body.size_hint());
     let up_req = upstream_request(&parts, &target, checkout.protocol(), up_body);
+    let sent_at = std::time::Instant::now();
     let (sent, pumped) = tokio::join!(
-        proxy.upstream.send(checkout, up_req),
+        async {
+            let sent = proxy.upstream.send(checkout, up_req).await;
+            proxy.metrics().observe_upstream(sent_at.elapsed());
+            sent
+        },
         pump(body, sender, &mut inspection)
     );
 
@@ -260,6 +284,29 @@ enum PumpEnd {
     ClientFailed(Decision, ScanReport, String),
 }
 
+/// Reads the client's body through the classifier only (no upstream): for requests whose
+/// upstream could not be reached. Individuals are not counted, since nothing left.
+async fn scan_only(mut body: Incoming, inspection: &mut Inspection<'_>) -> PumpEnd {
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            let (decision, report) = (inspection.current_decision(), inspection.snapshot());
+            return PumpEnd::ClientFailed(decision, report, "client body failed".into());
+        };
+        if let Some(data) = frame.data_ref() {
+            inspection.feed(data);
+            if let Some(decision) = inspection.blocking_verdict() {
+                return PumpEnd::Blocked(decision, inspection.snapshot());
+            }
+        }
+    }
+    let (decision, report) = inspection.finish(false).await;
+    if inspection.enforced(&decision) {
+        PumpEnd::Blocked(decision, report)
+    } else {
+        PumpEnd::Complete(decision, report)
+    }
+}
+
 /// Moves the client's body to the upstream through the classifier and the holdback queue.
 async fn pump(mut body: Incoming, tx: BodySender, inspection: &mut Inspection<'_>) -> PumpEnd {
     let mut held = Holdback::new(inspection.holdback_limit());
@@ -306,7 +353,7 @@ async fn pump(mut body: Incoming, tx: BodySender, inspection: &mut Inspection<'_
             }
         }
     }
-    let (decision, report) = inspection.finish().await;
+    let (decision, report) = inspection.finish(true).await;
     if inspection.enforced(&decision) {
         tx.abort("data exit blocked").await;
         return PumpEnd::Blocked(decision, report);
@@ -326,16 +373,24 @@ async fn pump(mut body: Incoming, tx: BodySender, inspection: &mut Inspection<'_
 /// The classifier and policy applied to one request.
 struct Inspection<'a> {
     rt: &'a Runtime,
+    metrics: &'a crate::telemetry::Metrics,
     destination: &'a Destination,
     /// `None` when the destination is domestic: rule 1 allows whatever the body holds.
     scanner: Option<BodyScanner>,
     seen_version: u64,
     encoded: bool,
+    /// Time spent in the classifier, for the scan latency histogram.
+    scan_time: std::time::Duration,
     finished: Option<ScanReport>,
 }
 
 impl<'a> Inspection<'a> {
-    fn new<B>(rt: &'a Runtime, destination: &'a Destination, req: &Request<B>) -> Inspection<'a> {
+    fn new<B>(
+        rt: &'a Runtime,
+        metrics: &'a crate::telemetry::Metrics,
+        destination: &'a Destination,
+        req: &Request<B>,
+    ) -> Inspection<'a> {
         let outbound = match destination.region {
             Region::Mainland => false,
             Region::Unknown => rt.geo.unknown_is_outbound(),
@@ -360,12 +415,18 @@ impl<'a> Inspection<'a> {
         });
         Inspection {
             rt,
+            metrics,
             destination,
             scanner,
             seen_version: 0,
             encoded,
+            scan_time: std::time::Duration::ZERO,
             finished: None,
         }
+    }
+
+    fn rt_metrics_scan(&self, bytes: u64) {
+        self.metrics.observe_scan(self.scan_time, bytes);
     }
 
     fn active(&self) -> bool {
@@ -382,7 +443,9 @@ impl<'a> Inspection<'a> {
 
     fn feed(&mut self, chunk: &[u8]) {
         if let Some(s) = self.scanner.as_mut() {
+            let started = std::time::Instant::now();
             s.feed(chunk);
+            self.scan_time += started.elapsed();
         }
     }
 
@@ -430,30 +493,37 @@ impl<'a> Inspection<'a> {
     }
 
     /// End of the request: the final report and decision, with individuals counted against
-    /// the approving transfer (which may turn it into `volume_cap_exceeded`).
-    async fn finish(&mut self) -> (Decision, ScanReport) {
+    /// the approving transfer when `count` (which may turn it into `volume_cap_exceeded`).
+    async fn finish(&mut self, count: bool) -> (Decision, ScanReport) {
         let report = match self.scanner.take() {
-            Some(s) => s.finish(),
+            Some(s) => {
+                let started = std::time::Instant::now();
+                let report = s.finish();
+                self.scan_time += started.elapsed();
+                self.rt_metrics_scan(report.bytes);
+                report
+            }
             None => ScanReport::default(),
         };
         let mut decision = self.decide(&report);
-        if let Some(claim) = decision.volume_claim.take() {
+        if let Some(claim) = decision.volume_claim.clone().filter(|_| count) {
             match self.rt.volume.admit(&claim).await {
                 Ok(admission) => decision.apply_admission(&admission),
                 Err(e) => {
                     // The store could not answer: the fail mode decides, as for anything we
                     // cannot verify.
-                    decision
-                        .explanation
-                        .push(format!("volume store unavailable: {e}"));
-                    if self.rt.loaded.config.classification.fail_mode
-                        == crate::config::FailMode::Closed
-                    {
-                        decision.apply_admission(&Admission::CapExceeded {
-                            cap: 0,
-                            current: 0,
-                            new_individuals: claim.subjects.len() as u64,
-                        });
+                    tracing::warn!(error = %e, transfer = %claim.transfer, "volume store unavailable");
+                    let config = &self.rt.loaded.config;
+                    let fail_mode = config
+                        .volume
+                        .fail_mode
+                        .unwrap_or(config.classification.fail_mode);
+                    if fail_mode == FailMode::Closed {
+                        decision.apply_volume_unavailable();
+                    } else {
+                        decision.explanation.push(
+                            "volume: store unavailable, forwarded uncounted (fail open)".into(),
+                        );
                     }
                 }
             }

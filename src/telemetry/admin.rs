@@ -41,9 +41,25 @@ pub const ADMIN_TOKEN_ENV: &str = "CHUJING_ADMIN_TOKEN";
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Open connections get this long to finish after shutdown is requested.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Concurrent admin connections; further clients wait in the listen backlog. Scrapers and
+/// probes need a handful, and a cap keeps a misbehaving client from exhausting descriptors
+/// the proxy listeners need.
+const MAX_CONNECTIONS: usize = 64;
 
 /// Response body of every admin route: boxed so fixed and streaming bodies share a type.
 pub type AdminBody = BoxBody<Bytes, Infallible>;
+
+/// Readiness check names the proxy reports (stable: dashboards and runbooks refer to them).
+pub mod checks {
+    /// The `.mmdb` country database is open.
+    pub const GEO_DB: &str = "geo_db";
+    /// The configuration parsed, validated and compiled into a policy.
+    pub const POLICY: &str = "policy";
+    /// The volume store (embedded file or Redis) answers.
+    pub const VOLUME_STORE: &str = "volume_store";
+    /// The audit sink accepts writes.
+    pub const AUDIT: &str = "audit";
+}
 
 /// One readiness condition (geo database loaded, policy valid, volume store reachable…).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -170,9 +186,29 @@ pub async fn serve_admin(
         .keep_alive(true);
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, auth = state.token.is_some(), "admin listener ready");
+        if state.token.is_none() && !addr.ip().is_loopback() {
+            tracing::warn!(
+                %addr,
+                "admin listener is reachable from the network without a token; set \
+                 CHUJING_ADMIN_TOKEN or bind [admin] to 127.0.0.1"
+            );
+        }
     }
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    // Connection tasks, so the ones still open after the grace period can be aborted.
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        // Reap finished connections so the set stays as small as the open ones.
+        while connections.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            permit = Arc::clone(&slots).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                // The semaphore is never closed; treat it like a shutdown if it ever is.
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
@@ -191,19 +227,24 @@ pub async fn serve_admin(
         });
         let conn = http.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "admin connection ended with an error");
             }
+            drop(permit);
         });
     }
     drop(listener);
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(SHUTDOWN_GRACE) => {
-            tracing::warn!("admin listener: connections still open after the shutdown grace period; dropping them");
+            tracing::warn!(
+                open = connections.len(),
+                "admin listener: connections still open after the shutdown grace period; closing them"
+            );
         }
     }
+    connections.shutdown().await;
 }
 
 /// Answers one admin request. Every route is an arm of the `match` below; add new ones there

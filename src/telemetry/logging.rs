@@ -6,6 +6,7 @@
 //! raw identifiers, and this module only ever reads category names and counts from a report.
 
 use std::fmt;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
@@ -75,6 +76,8 @@ pub fn init(format: LogFormat, filter: Option<&str>) -> Result<(), LoggingError>
     let result = match format {
         LogFormat::Human => tracing_subscriber::fmt()
             .with_env_filter(env_filter)
+            // Colours only for a terminal: escape codes would litter journald and files.
+            .with_ansi(std::io::stderr().is_terminal())
             .with_writer(std::io::stderr)
             .try_init(),
         LogFormat::Json => tracing_subscriber::fmt()
