@@ -14,6 +14,7 @@ pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod geo;
+pub mod live;
 pub mod policy;
 pub mod proxy;
 pub mod telemetry;

@@ -306,9 +306,14 @@ async fn run(path: PathBuf, drain: Duration) -> anyhow::Result<()> {
             metrics: Arc::clone(proxy.metrics()),
             status: Arc::clone(&proxy) as Arc<dyn admin::StatusSource>,
             token: admin_token,
+            live: Some(proxy.live().clone()),
         },
         stopped(stop_rx.clone()),
     ));
+    // The live view's transfers panel: policy validity joined with the volume report.
+    let transfers = chujing::live::ReportedTransfers::new();
+    proxy.live().set_transfer_source(transfers.clone());
+    let transfers_task = transfers.spawn_refresh(&proxy, Duration::from_secs(10));
     let probe = tokio::spawn(proxy::status::probe_volume(
         Arc::clone(&proxy),
         Duration::from_secs(5),
@@ -341,6 +346,7 @@ async fn run(path: PathBuf, drain: Duration) -> anyhow::Result<()> {
     reloader.abort();
     watcher.abort();
     probe.abort();
+    transfers_task.abort();
     let _ = admin_task.await;
     tracing::info!("drained; exiting");
     Ok(())

@@ -102,6 +102,7 @@ impl Admin {
             metrics: Arc::clone(&metrics),
             status: status.clone(),
             token: token.map(str::to_string),
+            live: None,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve_admin(listener, state, async {

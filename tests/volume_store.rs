@@ -282,6 +282,7 @@ async fn open_store_dispatches_on_backend() {
         backend: "redb".into(),
         path: Some(dir.path().join("o.redb")),
         url: None,
+        ..VolumeConfig::default()
     })
     .unwrap();
     let a = redb
@@ -293,6 +294,7 @@ async fn open_store_dispatches_on_backend() {
         backend: "sqlite3".into(),
         path: None,
         url: None,
+        ..VolumeConfig::default()
     })
     .unwrap_err();
     assert!(matches!(err, VolumeError::UnknownBackend(_)));
@@ -301,6 +303,7 @@ async fn open_store_dispatches_on_backend() {
         backend: "redis".into(),
         path: None,
         url: None,
+        ..VolumeConfig::default()
     })
     .unwrap_err();
     assert!(matches!(err, VolumeError::MissingUrl));

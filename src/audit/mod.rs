@@ -472,7 +472,7 @@ mod tests {
         }
         // 100 lines of ~70 bytes = ~7 KB; with 1 KB files and 4 kept, the oldest were
         // dropped by design, and every line that is kept is whole.
-        assert!(lines >= 40 && lines < 100, "{lines}");
+        assert!((40..100).contains(&lines), "{lines}");
     }
 
     #[test]

@@ -614,6 +614,30 @@ fn check_volume(c: &Config, p: &mut Problems<'_>) {
             format!("volume.backend {other:?} is unknown; use \"memory\", \"redb\" or \"redis\""),
         ),
     }
+    let g = &v.guard;
+    for (f, share) in [("warn", g.warn), ("critical", g.critical)] {
+        if !(share > 0.0 && share <= 1.0) {
+            p.add(
+                &[K("volume"), K("guard"), K(f)],
+                format!("volume.guard.{f} = {share} must be a share of the threshold in (0, 1], e.g. 0.8"),
+            );
+        }
+    }
+    if g.warn > g.critical {
+        p.add(
+            &[K("volume"), K("guard"), K("warn")],
+            format!(
+                "volume.guard.warn = {} is above critical = {}; warn must come first",
+                g.warn, g.critical
+            ),
+        );
+    }
+    if c.audit.keep == 0 {
+        p.add(
+            &[K("audit"), K("keep")],
+            "audit.keep must be at least 1 (rotated files kept); remove it to keep 10".to_string(),
+        );
+    }
 }
 
 fn check_admin(c: &Config, p: &mut Problems<'_>) {

@@ -34,6 +34,7 @@ use crate::audit::{AuditError, AuditEvent, AuditLog, ErrorFields, RequestFacts};
 use crate::classify::{Classifier, ClassifierOptions, ClassifyError, ScanReport};
 use crate::config::{ListenerConfig, LoadedConfig, Mode, TlsFiles};
 use crate::geo::{Destination, GeoDb, GeoError, Resolver};
+use crate::live::LiveHub;
 use crate::policy::{Action, Decision, Policy, PolicyError};
 use crate::telemetry::admin::targets_admin;
 use crate::telemetry::logging::{log_blocked, BlockedRequest};
@@ -144,6 +145,7 @@ pub struct Proxy {
     /// Addresses the listeners actually bound (port 0 resolved), set when serving starts:
     /// CONNECT must never tunnel back into the proxy.
     listening: std::sync::OnceLock<Vec<SocketAddr>>,
+    live: LiveHub,
 }
 
 impl Proxy {
@@ -180,12 +182,19 @@ impl Proxy {
             id_prefix: u32::from_le_bytes(prefix),
             id_counter: AtomicU64::new(0),
             listening: std::sync::OnceLock::new(),
+            live: LiveHub::default(),
         }))
     }
 
     /// The runtime requests started now will use.
     pub fn runtime(&self) -> Arc<Runtime> {
         self.runtime.load_full()
+    }
+
+    /// The live view's state: every audited decision is recorded there (serve it with
+    /// [`crate::live::handle`] on the admin listener).
+    pub fn live(&self) -> &LiveHub {
+        &self.live
     }
 
     /// Replaces the runtime; requests in flight keep the old one.
@@ -222,6 +231,8 @@ impl Proxy {
 
     /// Writes an audit event for an outbound decision (domestic only when configured).
     fn audit(&self, rt: &Runtime, event: &AuditEvent) {
+        // The live view counts domestic traffic too (its charts are by region).
+        self.live.record(event);
         let domestic = event.chujing.reason == Some("domestic");
         if domestic && !rt.loaded.config.audit.include_domestic {
             return;

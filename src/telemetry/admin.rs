@@ -20,7 +20,7 @@ use bytes::Bytes;
 use http::header::{
     HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE,
 };
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -105,6 +105,8 @@ pub struct AdminState {
     pub status: Arc<dyn StatusSource>,
     /// Bearer token required on protected routes; `None` = open (bind to loopback then).
     pub token: Option<String>,
+    /// The live view (`/`, `/live/...`), when the proxy's hub is attached.
+    pub live: Option<crate::live::LiveHub>,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -117,16 +119,21 @@ impl std::fmt::Debug for AdminState {
 }
 
 impl AdminState {
-    /// Constant-time check of `Authorization: Bearer <token>`. Both sides are hashed first so
-    /// the comparison time does not reveal the token's length either.
-    fn authorized(&self, headers: &HeaderMap) -> bool {
+    /// Constant-time check of the presented token: `Authorization: Bearer <token>`, or for
+    /// browsers (which cannot set that header on page loads and `EventSource`) the live
+    /// view's cookie or `?token=` (see [`crate::live::presented_token`]). Both sides are
+    /// hashed first so the comparison time does not reveal the token's length either.
+    fn authorized<B>(&self, req: &Request<B>) -> bool {
         let Some(expected) = &self.token else {
             return true;
         };
-        let Some(presented) = headers
+        let Some(presented) = req
+            .headers()
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(bearer)
+            .map(std::borrow::Cow::Borrowed)
+            .or_else(|| crate::live::presented_token(req))
         else {
             return false;
         };
@@ -251,13 +258,18 @@ pub async fn serve_admin(
 /// (and to [`is_public`] if they must work without the token).
 pub async fn route<B>(state: &AdminState, req: Request<B>) -> Response<AdminBody> {
     let path = req.uri().path();
-    if !is_public(path) && !state.authorized(req.headers()) {
-        let mut resp = text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token; send \"Authorization: Bearer <token>\" with the admin token\n");
+    if !is_public(path) && !state.authorized(&req) {
+        let mut resp = text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token; send \"Authorization: Bearer <token>\" with the admin token (in a browser: open /?token=<token>)\n");
         resp.headers_mut().insert(
             WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer realm=\"chujing-admin\""),
         );
         return resp;
+    }
+    if let Some(live) = &state.live {
+        if let Some(resp) = crate::live::handle(live, &req).await {
+            return resp;
+        }
     }
     let read = matches!(*req.method(), Method::GET | Method::HEAD);
     match (read, path) {
@@ -365,6 +377,7 @@ mod tests {
             metrics: Arc::new(Metrics::new()),
             status: Arc::new(Fixed(checks)),
             token: token.map(str::to_string),
+            live: None,
         }
     }
 
