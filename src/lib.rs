@@ -18,4 +18,5 @@ pub mod live;
 pub mod policy;
 pub mod proxy;
 pub mod telemetry;
+pub mod tls;
 pub mod volume;
