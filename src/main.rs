@@ -78,6 +78,27 @@ enum Command {
         #[arg(long)]
         at: Option<String>,
     },
+    /// Manage the CA that signs certificates for intercepted HTTPS (CONNECT) traffic.
+    Ca {
+        #[command(subcommand)]
+        action: CaCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Create a CA key (mode 0600) and certificate, and print how to trust it.
+    Init {
+        /// Directory for chujing-ca.pem and chujing-ca.key.
+        #[arg(long, default_value = "certs")]
+        out: PathBuf,
+        /// Common name of the CA certificate.
+        #[arg(long, default_value = "chujing interception CA")]
+        name: String,
+        /// Replace existing CA files (clients trusting the old CA must be updated).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -170,6 +191,13 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 .build()?;
             let explanation = rt.block_on(cli::explain::explain(&loaded, &req))?;
             println!("{}", serde_json::to_string_pretty(&explanation)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ca {
+            action: CaCommand::Init { out, name, force },
+        } => {
+            let files = chujing::tls::ca::init(&out, &name, force)?;
+            print!("{}", chujing::tls::ca::trust_instructions(&files));
             Ok(ExitCode::SUCCESS)
         }
         Command::Report { config, year, json } => {

@@ -24,15 +24,21 @@ fn geo_db() -> String {
 #[test]
 fn check_accepts_the_shipped_config_and_every_example() {
     // Run from a scratch directory that has the repository's config/ and a freshly made
-    // development CA in certs/ (examples that intercept TLS name certs/dev-ca.*; keys are
-    // never committed).
+    // development CA made by `chujing ca init` in certs/ (examples that intercept TLS name
+    // certs/chujing-ca.*; keys are never committed).
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let scratch = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(root.join("config"), scratch.path().join("config")).unwrap();
-    std::fs::create_dir(scratch.path().join("certs")).unwrap();
-    let pki = support::test_pki(&["unused.test"]);
-    std::fs::write(scratch.path().join("certs/dev-ca.pem"), &pki.ca_pem).unwrap();
-    std::fs::write(scratch.path().join("certs/dev-ca.key"), &pki.key_pem).unwrap();
+    let init = chujing()
+        .current_dir(scratch.path())
+        .args(["ca", "init", "--out", "certs"])
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
     let mut files = vec![Path::new("config/chujing.toml").to_path_buf()];
     for entry in std::fs::read_dir(root.join("config/examples")).unwrap() {
         let p = entry.unwrap().path();

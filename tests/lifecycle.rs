@@ -9,18 +9,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{ids, upstream};
+use support::{free_port, ids, upstream, wait_port, KillOnDrop};
 
 thread_local! {
     static ADMIN_PORT: u16 = free_port();
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn config(port: u16, upstream_port: u16, audit: &Path, with_transfer: bool) -> String {
@@ -66,15 +58,6 @@ path = {audit:?}
     )
 }
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn signal(child: &Child, sig: &str) {
     let ok = Command::new("kill")
         .args([sig, &child.id().to_string()])
@@ -82,17 +65,6 @@ fn signal(child: &Child, sig: &str) {
         .unwrap()
         .success();
     assert!(ok, "kill {sig} failed");
-}
-
-async fn wait_listening(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "proxy did not start listening");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn post(client: &reqwest::Client, url: &str, body: String) -> u16 {
@@ -118,11 +90,12 @@ async fn reload_under_load_loses_no_request_and_sigterm_drains() {
         .args(["run", "--drain-seconds", "10", "--config"])
         .arg(&cfg)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("chujing.log")).unwrap())
         .spawn()
         .unwrap();
-    let mut proc = Running(child);
-    wait_listening(port).await;
+    let mut proc = KillOnDrop(child);
+    let log = || std::fs::read_to_string(dir.path().join("chujing.log")).unwrap_or_default();
+    wait_port(port, "chujing").await;
 
     let client = reqwest::Client::builder()
         .proxy(reqwest::Proxy::http(format!("http://127.0.0.1:{port}")).unwrap())
@@ -189,7 +162,8 @@ async fn reload_under_load_loses_no_request_and_sigterm_drains() {
     while post(&client, &url, mobile_body()).await != 200 {
         assert!(
             Instant::now() < deadline,
-            "file-change reload never took effect"
+            "file-change reload never took effect; proxy log:\n{}",
+            log()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

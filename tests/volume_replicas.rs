@@ -5,41 +5,9 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-use support::upstream;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not start listening on {port}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use support::{free_port, upstream, wait_port, KillOnDrop};
 
 fn config(port: u16, admin: u16, redis_port: u16, audit: &Path) -> String {
     let geo = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/geo/country.mmdb");
@@ -95,7 +63,7 @@ async fn two_replicas_sharing_redis_never_admit_more_than_the_cap() {
     }
     let dir = tempfile::tempdir().unwrap();
     let redis_port = free_port();
-    let _redis = Killed(
+    let _redis = KillOnDrop(
         Command::new("redis-server")
             .args([
                 "--port",
@@ -130,7 +98,7 @@ async fn two_replicas_sharing_redis_never_admit_more_than_the_cap() {
             ),
         )
         .unwrap();
-        proxies.push(Killed(
+        proxies.push(KillOnDrop(
             Command::new(env!("CARGO_BIN_EXE_chujing"))
                 .args(["run", "--config"])
                 .arg(&cfg)

@@ -4,7 +4,7 @@
 //! look-behind to confirm identifiers that are only PI next to a keyword (passport numbers,
 //! travel permits, bare HK ID numbers).
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 /// What a keyword announces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,97 +20,48 @@ pub enum Kw {
     Custom(usize),
 }
 
-const PASSPORT: &[&str] = &["passport", "护照", "旅行证件", "護照"];
-const PERMIT: &[&str] = &[
-    "通行证",
-    "回乡证",
-    "往来港澳",
-    "港澳居民来往内地",
-    "出入境",
-    "permit",
-    "hkmacao",
-    "通行證",
-];
-const HK_ID: &[&str] = &[
-    "hkid",
-    "hk_id",
-    "香港身份证",
-    "香港身份證",
-    "身份證",
-    "hong kong id",
-];
+// At most 64 built-in patterns in total, matched case-sensitively: that keeps the
+// automaton's SIMD (Teddy) prefilter, which is what lets the keyword pass run at memory
+// speed. Case variants are listed explicitly (camelCase keys put the word capitalised in
+// the middle: `realName`, `homeAddress`), and short stems cover their longer forms
+// (`addr` → `address`, `lat` → `latitude`, `diagnos` → `diagnosis`).
+const PASSPORT: &[&str] = &["passport", "Passport", "护照"];
+const PERMIT: &[&str] = &["permit", "Permit", "通行证", "回乡证", "往来港澳"];
+const HK_ID: &[&str] = &["hkid", "HKID", "HkId", "香港身份"];
 const NAME: &[&str] = &[
+    "name",
+    "Name",
+    "NAME",
+    "holder",
+    "Holder",
     "姓名",
-    "名字",
     "收件人",
     "收货人",
     "联系人",
     "持卡人",
     "申请人",
     "患者",
-    "客户",
     "乘客",
-    "住客",
-    "寄件人",
-    "法定代表人",
-    "监护人",
-    "name",
-    "realname",
-    "real_name",
-    "fullname",
-    "full_name",
-    "holder",
 ];
-const ADDRESS: &[&str] = &[
-    "地址",
-    "住址",
-    "收货地址",
-    "家庭住址",
-    "户籍",
-    "居住地",
-    "详细地址",
-    "address",
-    "addr",
-];
+const ADDRESS: &[&str] = &["addr", "Addr", "ADDR", "地址", "住址", "户籍", "居住地"];
 const LOCATION: &[&str] = &[
+    "location",
+    "Location",
+    "lat",
+    "Lat",
+    "lng",
+    "Lng",
+    "lon",
+    "Lon",
+    "gps",
+    "GPS",
     "经纬度",
     "坐标",
     "定位",
-    "位置",
-    "location",
-    "lnglat",
-    "latlng",
-    "latitude",
-    "longitude",
-    "lat",
-    "lng",
-    "lon",
-    "gps",
-    "coordinates",
-    "geo",
 ];
 const HEALTH: &[&str] = &[
-    "病历",
-    "病案",
-    "诊断",
-    "住院号",
-    "门诊号",
-    "就诊",
-    "病史",
-    "处方",
-    "过敏史",
-    "体检",
-    "检验报告",
-    "病情",
-    "症状",
-    "疾病",
-    "diagnosis",
-    "medical",
-    "icd10",
-    "icd-10",
-    "patient",
-    "病歷",
-    "診斷",
+    "diagnos", "Diagnos", "medical", "Medical", "icd", "ICD", "patient", "Patient", "病历", "病案",
+    "诊断", "住院", "门诊", "病史",
 ];
 
 /// The compiled keyword automaton and each pattern's kind.
@@ -124,6 +75,8 @@ pub struct Keywords {
 
 impl Keywords {
     /// Built-in keywords plus each custom detector's list (`custom[i]` → `Kw::Custom(i)`).
+    /// Custom keywords are matched as written (case-sensitively); past 64 patterns in total
+    /// the SIMD prefilter is lost and the keyword pass slows to automaton speed.
     pub fn new(custom: &[Vec<String>]) -> Result<Keywords, aho_corasick::BuildError> {
         let mut pats: Vec<String> = Vec::new();
         let mut kinds = Vec::new();
@@ -148,11 +101,11 @@ impl Keywords {
             }
         }
         let max_len = pats.iter().map(String::len).max().unwrap_or(1);
-        // ASCII case-insensitive so `PassportNo`, `NAME`, `Address` all match; CJK is
-        // unaffected. Leftmost-longest so `收货地址` wins over `地址`.
+        // Leftmost-longest: of overlapping keywords the longer, more specific one wins.
         let ac = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
+            // A full DFA behind the prefilter: one table lookup per byte when verifying.
+            .kind(Some(AhoCorasickKind::DFA))
             .build(&pats)?;
         Ok(Keywords { ac, kinds, max_len })
     }
@@ -195,6 +148,17 @@ impl Keywords {
 /// Single-character surnames covering the vast majority of the population (Ministry of
 /// Public Security surname statistics), and the common compound surnames.
 const SURNAMES: &str = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝";
+/// The single-character surnames, sorted for binary search (built once).
+fn surnames() -> &'static [char] {
+    static SORTED: std::sync::OnceLock<Vec<char>> = std::sync::OnceLock::new();
+    SORTED.get_or_init(|| {
+        let mut v: Vec<char> = SURNAMES.chars().collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    })
+}
+
 const COMPOUND_SURNAMES: &[&str] = &[
     "欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "宇文", "司徒",
     "夏侯", "令狐", "端木", "独孤", "南宫", "西门", "轩辕", "呼延", "申屠", "澹台", "太史", "万俟",
@@ -232,13 +196,18 @@ pub fn person_name(buf: &[u8], i: usize) -> Option<(usize, usize)> {
     if j + 3 <= buf.len() && is_cjk(&buf[j..j + 3]) {
         return None; // a longer phrase, not a name
     }
-    let text = std::str::from_utf8(&buf[i..j]).ok()?;
-    let first2 = text.get(..6).unwrap_or("");
-    if (3..=4).contains(&n) && COMPOUND_SURNAMES.contains(&first2) {
+    if n < 2 {
+        return None;
+    }
+    if (3..=4).contains(&n)
+        && COMPOUND_SURNAMES
+            .iter()
+            .any(|c| c.as_bytes() == &buf[i..i + 6])
+    {
         return Some((j, 6));
     }
-    let first = text.get(..3)?;
-    if (2..=3).contains(&n) && SURNAMES.contains(first) {
+    let first = cp3(&buf[i..i + 3])?;
+    if (2..=3).contains(&n) && surnames().binary_search(&first).is_ok() {
         return Some((j, 3));
     }
     None
@@ -280,40 +249,60 @@ const PROVINCES: &[&str] = &[
     "香港",
     "澳门",
 ];
-const ADMIN: &[&str] = &["省", "市", "区", "县", "州", "镇", "乡"];
-const GRAMMAR: &[&str] = &[
-    "路", "街", "道", "号", "栋", "幢", "室", "弄", "巷", "村", "楼", "单元", "小区", "大厦",
-    "胡同",
-];
 
-/// A mainland address value at `buf[i..]` (up to a delimiter): a gazetteer token (province
-/// or an administrative suffix) and a street-grammar token, with a house number.
+/// The code point of the 3-byte UTF-8 sequence at `b` (callers check `is_cjk` first).
+fn cp3(b: &[u8]) -> Option<char> {
+    char::from_u32(
+        (u32::from(b[0] & 0x0F) << 12) | (u32::from(b[1] & 0x3F) << 6) | u32::from(b[2] & 0x3F),
+    )
+}
+
+/// A mainland address value at `buf[i..]` (up to a delimiter): an administrative suffix
+/// (省 市 区 县 州 镇 乡) or a province name, a street-grammar character (路 街 道 号 栋 …), and
+/// a house number. One pass over the bytes; the province list is only consulted when no
+/// administrative suffix was seen.
 pub fn address(buf: &[u8], i: usize) -> Option<usize> {
     let mut j = i;
-    while j < buf.len()
-        && j - i < 240
-        && !matches!(
-            buf[j],
+    let (mut admin, mut grammar, mut number, mut chars) = (false, false, false, 0);
+    let limit = (i + 240).min(buf.len());
+    while j < limit {
+        let b = buf[j];
+        if matches!(
+            b,
             b'"' | b'\n' | b'\r' | b'&' | b'<' | b'\\' | b',' | b';' | b'|'
-        )
-    {
+        ) {
+            break;
+        }
+        chars += 1;
+        if b.is_ascii_digit() {
+            number = true;
+        } else if j + 3 <= buf.len() && is_cjk(&buf[j..j + 3]) {
+            match cp3(&buf[j..j + 3]) {
+                Some('省' | '市' | '区' | '县' | '州' | '镇' | '乡') => admin = true,
+                Some('号') => {
+                    grammar = true;
+                    number = true;
+                }
+                Some(
+                    '路' | '街' | '道' | '栋' | '幢' | '室' | '弄' | '巷' | '村' | '楼' | '厦'
+                    | '胡',
+                ) => grammar = true,
+                _ => {}
+            }
+            j += 3;
+            continue;
+        }
         j += 1;
     }
-    let v = &buf[i..j];
-    let text = match std::str::from_utf8(v) {
-        Ok(t) => t,
-        Err(e) => std::str::from_utf8(&v[..e.valid_up_to()]).ok()?,
-    };
-    if text.chars().count() < 6 {
+    if chars < 6 || !grammar || !number {
         return None;
     }
-    let gazetteer = PROVINCES
-        .iter()
-        .any(|p| text.starts_with(p) || text.contains(p))
-        || ADMIN.iter().any(|a| text.contains(a));
-    let grammar = GRAMMAR.iter().any(|g| text.contains(g));
-    let number = text.bytes().any(|b| b.is_ascii_digit()) || text.contains('号');
-    (gazetteer && grammar && number).then_some(j)
+    let v = &buf[i..j];
+    let gazetteer = admin
+        || PROVINCES
+            .iter()
+            .any(|p| memchr::memmem::find(v, p.as_bytes()).is_some());
+    gazetteer.then_some(j)
 }
 
 /// A coordinate pair inside China after a location keyword: two decimal numbers with at
@@ -389,6 +378,18 @@ mod tests {
         assert!(location(b"\":39.9165,\"lng\":116.3971}", 0, 96).is_some());
         assert!(location(b"\":\"116.39,39.91\"", 0, 96).is_none());
         assert!(location(b"\":\"-122.419416,37.774929\"", 0, 96).is_none());
+    }
+
+    #[test]
+    fn builtin_set_keeps_the_simd_prefilter() {
+        let n = PASSPORT.len()
+            + PERMIT.len()
+            + HK_ID.len()
+            + NAME.len()
+            + ADDRESS.len()
+            + LOCATION.len()
+            + HEALTH.len();
+        assert!(n <= 64, "{n} built-in keywords: Teddy handles at most 64");
     }
 
     #[test]

@@ -4,6 +4,15 @@
 //! [`ScanReport`]: categories with counts, masked samples, and keyed hashes of the individuals
 //! named. Raw identifiers never leave this module.
 //!
+//! Pipeline per chunk (each stage streams, state survives chunk boundaries):
+//! `decode` (Content-Encoding gzip/deflate/br, bomb and size limits) → `normalize` (JSON
+//! `\u` escapes, percent-encoding, `+` in forms, full-width digits) → `scan` (a fixed window:
+//! a keyword pass with one Aho-Corasick automaton, then a candidate pass — `@` by memchr,
+//! four-digit runs by a strided search — dispatching by run length and shape to `validate`)
+//! → `record` (counts, masked samples, records grouped into keyed-hash subjects). `custom`
+//! compiles the security team's `[[detector]]` entries; `keywords` holds the keyword lists,
+//! surnames and gazetteer.
+//!
 //! INTERFACE CONTRACT (used by policy, proxy, audit, CLI): the public items below keep their
 //! names and signatures; internals are free to change.
 
@@ -328,6 +337,7 @@ impl Detectors {
                 class,
                 count: 0,
                 samples: Vec::new(),
+                sample_tries: 0,
             })
             .collect()
     }
@@ -394,10 +404,19 @@ impl Classifier {
 
     /// A streaming scanner for one payload.
     pub fn scanner(self: &Arc<Self>, ctx: ScanContext) -> BodyScanner {
-        let mode = match &ctx.content_type {
-            Some(ct) if ct.to_ascii_lowercase().contains("x-www-form-urlencoded") => Mode::Form,
-            _ => Mode::Text,
+        let ct = ctx
+            .content_type
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
+        let mode = if ct.contains("x-www-form-urlencoded") {
+            Mode::Form
+        } else {
+            Mode::Text
         };
+        // A form (urlencoded or multipart) describes one individual unless it repeats an
+        // identifier; its line breaks are part boundaries, not records.
+        let lines_are_records = !(mode == Mode::Form || ct.starts_with("multipart/"));
         let (decoding, uninspectable) = match ctx.content_encoding.as_deref() {
             None => (None, None),
             Some(v) => match Decoding::from_header(v, self.options.max_decompression_ratio) {
@@ -406,10 +425,12 @@ impl Classifier {
             },
         };
         let version = u64::from(uninspectable.is_some());
+        let mut rec = Recorder::new(self.detectors.accumulators(), self.options.hash_key);
+        rec.lines_are_records = lines_are_records;
         BodyScanner {
             classifier: Arc::clone(self),
             decoding,
-            rec: Recorder::new(self.detectors.accumulators(), self.options.hash_key),
+            rec,
             norm: Normalizer::new(mode),
             win: Window::new(),
             frag: None,

@@ -4,6 +4,25 @@
 //! this module; what leaves is a masked sample or a keyed BLAKE3 hash.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Hasher for subject keys: they are already uniformly distributed BLAKE3 output that an
+/// attacker cannot steer without the hash key, so their first eight bytes are the hash.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for (i, &b) in bytes.iter().take(8).enumerate() {
+            self.0 ^= u64::from(b) << (8 * i);
+        }
+    }
+}
+
+type SubjectMap = HashMap<[u8; 16], bool, BuildHasherDefault<KeyHasher>>;
 
 use super::{Category, DataClass, Finding, Subject};
 
@@ -30,6 +49,9 @@ pub struct CategoryAcc {
     pub class: DataClass,
     pub count: u64,
     pub samples: Vec<String>,
+    /// Masks built so far: bounded so a payload repeating one value does not build a
+    /// String per occurrence.
+    pub sample_tries: u8,
 }
 
 /// The open record: identifiers seen since the last record boundary.
@@ -56,7 +78,7 @@ impl Group {
 pub struct Recorder {
     pub cats: Vec<CategoryAcc>,
     /// Committed individuals: key → sensitive.
-    subjects: HashMap<[u8; 16], bool>,
+    subjects: SubjectMap,
     group: Group,
     /// Sensitive PI seen in the current record before any identifier (e.g. a diagnosis
     /// field preceding the ID): attributed to the record's individual when it appears.
@@ -67,13 +89,16 @@ pub struct Recorder {
     pub version: u64,
     /// JSON brace depth, tracked over the normalized stream for record boundaries.
     pub depth: i32,
+    /// Whether a newline outside braces ends a record (CSV rows, NDJSON, prose lines); not
+    /// in forms and multipart bodies, where the whole form is one record.
+    pub lines_are_records: bool,
 }
 
 impl Recorder {
     pub fn new(cats: Vec<CategoryAcc>, hash_key: [u8; 32]) -> Recorder {
         Recorder {
             cats,
-            subjects: HashMap::new(),
+            subjects: SubjectMap::default(),
             group: Group {
                 members: [None; STRONG_KINDS],
                 strongest: None,
@@ -86,6 +111,7 @@ impl Recorder {
             hash_key,
             version: 0,
             depth: 0,
+            lines_are_records: true,
         }
     }
 
@@ -103,7 +129,7 @@ impl Recorder {
                     }
                 }
                 _ => {
-                    if self.depth <= 0 {
+                    if self.depth <= 0 && self.lines_are_records {
                         self.depth = 0;
                         self.close_record();
                     }
@@ -153,7 +179,8 @@ impl Recorder {
         if c.count == 1 {
             self.version += 1;
         }
-        if c.samples.len() < 3 {
+        if c.samples.len() < 3 && c.sample_tries < 16 {
+            c.sample_tries += 1;
             let m = mask();
             if !m.is_empty() && !c.samples.contains(&m) {
                 c.samples.push(m);

@@ -95,6 +95,8 @@ impl Window {
             events: &mut self.events,
             loc_until: self.loc_until,
             kw_next: self.kw_next,
+            floor: 0,
+            next_at: 0,
         };
         let (kw_resume, kw_block) = s.keywords(self.kw_from);
         let rx_resume = s.custom_regex(self.rx_from);
@@ -155,45 +157,45 @@ struct Pass<'a> {
     events: &'a mut VecDeque<(u64, Event)>,
     loc_until: u64,
     kw_next: u64,
+    /// Candidates before this index were decided in this pass.
+    floor: usize,
+    /// Position of the next `@` at or after the scan position (`buf.len()` if none).
+    next_at: usize,
 }
 
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// True when some byte of `w` is an ASCII digit or `@` (exact: the has-less-than trick only
-/// errs on bytes *after* a true match).
-#[inline(always)]
-fn word_has_candidate(w: u64) -> bool {
-    let d = w ^ (LO * 0x30);
-    let digits = d.wrapping_sub(LO * 10) & !d & HI;
-    let a = w ^ (LO * 0x40);
-    let at = a.wrapping_sub(LO) & !a & HI;
-    (digits | at) != 0
-}
-
-#[inline(always)]
-fn is_candidate(b: u8) -> bool {
-    b.is_ascii_digit() || b == b'@'
-}
-
-/// Next index ≥ `i` holding a digit or `@`, or `buf.len()`.
+/// First index in `[i, lim)` where four ASCII digits in a row start (every identifier has
+/// a group of at least four digits: 3-4-4 mobiles, 4-4-4-4 cards, 6-8-4 IDs, HK/TW IDs,
+/// passports). Boyer-Moore style: any such run starting in `[i, i+3]` covers byte `i+3`, so
+/// one byte in four is looked at until a digit turns up.
 #[inline]
-fn next_candidate(buf: &[u8], mut i: usize) -> usize {
-    while i + 8 <= buf.len() {
-        let w = u64::from_le_bytes(buf[i..i + 8].try_into().expect("8 bytes"));
-        if word_has_candidate(w) {
-            for (k, &b) in buf[i..i + 8].iter().enumerate() {
-                if is_candidate(b) {
-                    return i + k;
-                }
-            }
+fn next_run4(buf: &[u8], mut i: usize, lim: usize) -> Option<usize> {
+    while i + 4 <= lim {
+        let k = i + 3;
+        if !buf[k].is_ascii_digit() {
+            i += 4;
+            continue;
         }
-        i += 8;
+        let mut s = k;
+        while s > i && buf[s - 1].is_ascii_digit() {
+            s -= 1;
+        }
+        let mut e = k + 1;
+        while e < lim && buf[e].is_ascii_digit() {
+            e += 1;
+        }
+        if e - s >= 4 {
+            return Some(s);
+        }
+        i = e;
     }
-    while i < buf.len() && !is_candidate(buf[i]) {
-        i += 1;
-    }
-    i
+    None
+}
+
+/// Next index ≥ `i` where a run of four digits starts or an `@` sits, or `buf.len()`.
+#[cfg(test)]
+fn next_candidate(buf: &[u8], i: usize) -> usize {
+    let at = memchr::memchr(b'@', &buf[i.min(buf.len())..]).map_or(buf.len(), |p| i + p);
+    next_run4(buf, i, at).unwrap_or(at)
 }
 
 fn is_local_char(b: u8) -> bool {
@@ -208,10 +210,32 @@ impl Pass<'_> {
     /// Returns the resume index and whether it stopped inside a long digit group.
     fn run(&mut self, mut i: usize) -> (usize, bool) {
         let len = self.buf.len();
+        self.floor = i;
+        self.next_at = memchr::memchr(b'@', &self.buf[i.min(len)..]).map_or(len, |p| i + p);
         loop {
-            i = next_candidate(self.buf, i);
+            // `@` by SIMD memchr (rare in most payloads, so its position is cached), digit
+            // runs by the strided search up to it.
+            if self.next_at < i {
+                self.next_at = memchr::memchr(b'@', &self.buf[i..]).map_or(len, |p| i + p);
+            }
+            i = next_run4(self.buf, i, self.next_at).unwrap_or(self.next_at);
             if i >= len {
-                return (len, false);
+                if self.eof {
+                    return (len, false);
+                }
+                // Digits and separators at the end may begin a candidate once more arrives
+                // (`138 12|34 5678`): re-read them next pass.
+                let mut t = len;
+                while t > self.floor
+                    && len - t < 64
+                    && matches!(
+                        self.buf[t - 1],
+                        b'0'..=b'9' | b' ' | b'-' | b'+' | b'(' | b')'
+                    )
+                {
+                    t -= 1;
+                }
+                return (t, false);
             }
             let step = if self.buf[i] == b'@' {
                 self.email(i)
@@ -219,7 +243,10 @@ impl Pass<'_> {
                 self.digits(i)
             };
             match step {
-                Step::Done(next) => i = next,
+                Step::Done(next) => {
+                    i = next;
+                    self.floor = next;
+                }
                 Step::Incomplete(at) => return (at, false),
                 Step::LongToEnd => return (len, true),
             }
@@ -290,6 +317,14 @@ impl Pass<'_> {
                 return (start.min(overlap), start);
             }
             self.kw_next = self.base + end as u64;
+            // Keywords are stems (`addr`, `lat`, `diagnos`): the value follows the rest of the
+            // key word (`address`, `latitude`, `diagnosisCode`).
+            let mut end = end;
+            let word_end = (end + 24).min(len);
+            while end < word_end && (self.buf[end].is_ascii_alphanumeric() || self.buf[end] == b'_')
+            {
+                end += 1;
+            }
             match kind {
                 Kw::Name => {
                     let v = keywords::skip_separator(self.buf, end, 8);
@@ -398,6 +433,26 @@ impl Pass<'_> {
     fn digits(&mut self, p: usize) -> Step {
         let buf = self.buf;
         let len = buf.len();
+        // The trigger is the first group of four or more digits; shorter groups before it
+        // (`+86 138 1234 5678`) belong to the same value. Never step back into what this
+        // pass already decided.
+        let mut p = p;
+        let mut back = 0;
+        while back < MAX_GROUPS - 2
+            && p >= self.floor + 2
+            && matches!(buf[p - 1], b' ' | b'-')
+            && buf[p - 2].is_ascii_digit()
+        {
+            let mut q = p - 1;
+            while q > self.floor && p - 1 - q < 3 && buf[q - 1].is_ascii_digit() {
+                q -= 1;
+            }
+            if q > 0 && buf[q - 1].is_ascii_digit() {
+                break; // a longer group: it was (or will be) a trigger of its own
+            }
+            p = q;
+            back += 1;
+        }
         let mut starts = [0usize; MAX_GROUPS];
         let mut lens = [0usize; MAX_GROUPS];
         let mut n = 0;
@@ -541,7 +596,14 @@ impl Pass<'_> {
                 }
                 let id = &d[..18];
                 if let Some(birth) = validate::resident_id(id, self.today) {
-                    if validate::social_credit_code(id) && self.org_keyword_before(start) {
+                    // GB 32100 registration codes 11/12/13 and 51/52/53 coincide with
+                    // province prefixes; other IDs cannot be credit codes.
+                    let org_prefix =
+                        matches!(&id[..2], b"11" | b"12" | b"13" | b"51" | b"52" | b"53");
+                    if org_prefix
+                        && validate::social_credit_code(id)
+                        && self.org_keyword_before(start)
+                    {
                         // GB 32100 organisation code in a credit-code field: not PI.
                         return true;
                     }
@@ -805,15 +867,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn swar_matches_bytewise() {
-        for b in 0..=255u8 {
-            let mut w = [b'a'; 8];
-            w[5] = b;
-            assert_eq!(
-                word_has_candidate(u64::from_le_bytes(w)),
-                is_candidate(b),
-                "{b}"
-            );
+    fn candidates_found_at_run_start() {
+        let hay = b"ab 12 3456789 x@y 123";
+        let mut found = Vec::new();
+        let mut i = 0;
+        while i < hay.len() {
+            i = next_candidate(hay, i);
+            if i < hay.len() {
+                found.push(i);
+                i += 1;
+                while i < hay.len() && hay[i].is_ascii_digit() {
+                    i += 1;
+                }
+            }
+        }
+        assert_eq!(found, vec![6, 15]);
+        for start in 0..20 {
+            let mut v = vec![b'x'; 40];
+            v[start..start + 4].copy_from_slice(b"1234");
+            assert_eq!(next_candidate(&v, 0), start);
         }
     }
 }

@@ -563,3 +563,49 @@ fn keyword_split_across_chunks() {
         assert_eq!(s.finish(), whole, "cut {cut}");
     }
 }
+
+#[test]
+fn multipart_form_is_one_record() {
+    let a = id(110105, 1990, 3, 7, 123);
+    let body = format!(
+        "--XyZ\r\nContent-Disposition: form-data; name=\"idNo\"\r\n\r\n{a}\r\n--XyZ\r\nContent-Disposition: form-data; name=\"phone\"\r\n\r\n138 1234 5678\r\n--XyZ--\r\n"
+    );
+    let r = scan_with(
+        options(),
+        Some("multipart/form-data; boundary=XyZ"),
+        body.as_bytes(),
+    );
+    assert_eq!(count(&r, "cn_resident_id"), 1);
+    assert_eq!(count(&r, "cn_mobile"), 1);
+    assert_eq!(r.subjects.len(), 1);
+    // The same lines as CSV rows are two records.
+    let r = scan_with(
+        options(),
+        Some("text/csv"),
+        format!("{a}\n13812345678\n").as_bytes(),
+    );
+    assert_eq!(r.subjects.len(), 2);
+}
+
+#[test]
+fn accumulator_indices_match_builtin_order() {
+    let pairs = [
+        (cat::RESIDENT_ID, Category::CN_RESIDENT_ID),
+        (cat::MINOR, Category::MINOR),
+        (cat::MOBILE, Category::CN_MOBILE),
+        (cat::BANK_CARD, Category::BANK_CARD),
+        (cat::PASSPORT, Category::CN_PASSPORT),
+        (cat::PERMIT, Category::HK_MACAU_PERMIT),
+        (cat::HK_ID, Category::HK_ID),
+        (cat::TW_ID, Category::TW_ID),
+        (cat::EMAIL, Category::EMAIL),
+        (cat::PERSON_NAME, Category::PERSON_NAME),
+        (cat::ADDRESS, Category::CN_ADDRESS),
+        (cat::LOCATION, Category::PRECISE_LOCATION),
+        (cat::HEALTH, Category::HEALTH),
+    ];
+    for (i, name) in pairs {
+        assert_eq!(Category::BUILTIN[i], name);
+    }
+    assert_eq!(cat::CUSTOM_BASE, Category::BUILTIN.len());
+}

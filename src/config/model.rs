@@ -472,6 +472,17 @@ pub struct TlsInterceptConfig {
     /// Host globs tunnelled without interception.
     #[serde(default)]
     pub bypass: Vec<String>,
+    /// Fail mode for tunnels whose content cannot be read (bypassed hosts, non-TLS bytes)
+    /// when they go abroad; absent: `[classification] fail_mode`.
+    #[serde(default)]
+    pub fail_mode: Option<FailMode>,
+    /// Networks CONNECT may reach although they are link-local/metadata addresses or the
+    /// proxy's own listeners (refused by default).
+    #[serde(default)]
+    pub allow_destinations: Vec<IpNet>,
+    /// Hosts whose minted leaf certificates are cached (default 1024; 0 disables the cache).
+    #[serde(default)]
+    pub leaf_cache_size: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

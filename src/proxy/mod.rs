@@ -3,6 +3,7 @@
 //! refuse → audit. Everything a request needs that can change on reload lives in a
 //! [`Runtime`], swapped atomically; a request keeps the runtime it started with.
 
+pub mod connect;
 pub mod headers;
 pub mod inspect;
 pub mod limits;
@@ -64,6 +65,8 @@ pub enum StartError {
     Volume(#[from] VolumeError),
     #[error(transparent)]
     UpstreamTls(#[from] UpstreamTlsError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot listen on {addr}: {source}; is another process using the port?")]
     Bind {
         addr: SocketAddr,
@@ -86,6 +89,9 @@ pub struct Runtime {
     pub policy: Arc<Policy>,
     pub routes: Vec<Route>,
     pub volume: Arc<dyn VolumeStore>,
+    /// CONNECT interception (`[tls_intercept]`): the CA, leaf cache and bypass list.
+    /// `None`: CONNECT is answered with 501.
+    pub tls: Option<Arc<crate::tls::Interceptor>>,
     /// When this runtime was built (for `/policy`).
     pub loaded_at: chrono::DateTime<chrono::Utc>,
 }
@@ -105,7 +111,14 @@ impl Runtime {
             .iter()
             .map(Route::parse)
             .collect::<Result<Vec<_>, _>>()?;
+        let tls = config
+            .tls_intercept
+            .as_ref()
+            .map(crate::tls::Interceptor::from_config)
+            .transpose()?
+            .map(Arc::new);
         Ok(Runtime {
+            tls,
             resolver: Resolver::new(&config.resolve),
             geo,
             classifier,
@@ -130,6 +143,9 @@ pub struct Proxy {
     upstream: UpstreamPool,
     id_prefix: u32,
     id_counter: AtomicU64,
+    /// Addresses the listeners actually bound (port 0 resolved), set when serving starts:
+    /// CONNECT must never tunnel back into the proxy.
+    listening: std::sync::OnceLock<Vec<SocketAddr>>,
     live: LiveHub,
 }
 
@@ -166,6 +182,7 @@ impl Proxy {
             upstream,
             id_prefix: u32::from_le_bytes(prefix),
             id_counter: AtomicU64::new(0),
+            listening: std::sync::OnceLock::new(),
             live: LiveHub::default(),
         }))
     }
@@ -481,6 +498,9 @@ pub async fn serve(
     let limits = proxy.runtime().loaded.config.limits.clone();
     let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut accept_tasks = Vec::new();
+    let _ = proxy
+        .listening
+        .set(listeners.iter().map(BoundListener::local_addr).collect());
     for bound in listeners {
         let proxy = Arc::clone(&proxy);
         let graceful = Arc::clone(&graceful);
@@ -505,7 +525,9 @@ pub async fn serve(
                 let conn = ConnInfo {
                     kind: bound.config.kind,
                     client,
+                    local: stream.local_addr().ok(),
                     tls: bound.tls.is_some(),
+                    tunnel: None,
                 };
                 let proxy = Arc::clone(&proxy);
                 let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
@@ -562,8 +584,10 @@ async fn serve_connection(
     let service = {
         let proxy = Arc::clone(&proxy);
         let activity = Arc::clone(&activity);
+        let conn = conn.clone();
         service_fn(move |req| {
             let proxy = Arc::clone(&proxy);
+            let conn = conn.clone();
             let in_flight = activity.request();
             async move {
                 let response = pipeline::handle(proxy, conn, req).await;

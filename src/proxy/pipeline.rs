@@ -19,6 +19,7 @@ use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use super::connect::{self, Tunnel};
 use super::inspect::{BodySender, Holdback, UpstreamBody, HOLDBACK_ENCODED, HOLDBACK_IDENTITY};
 use super::respond::{self, ProxyBody, PROXY_NAME};
 use super::target::{forward_target, reverse_target, Target, TargetError};
@@ -31,11 +32,16 @@ use crate::geo::{Destination, Region};
 use crate::policy::{Action, Decision, DecisionInput};
 
 /// What the accept loop knows about the connection a request came on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub kind: ListenerKind,
     pub client: SocketAddr,
+    /// The address the client connected to, when known.
+    pub local: Option<SocketAddr>,
     pub tls: bool,
+    /// Set for requests decrypted inside an intercepted CONNECT tunnel: the tunnel's
+    /// authority is the target and its resolved IP the destination.
+    pub tunnel: Option<Arc<Tunnel>>,
 }
 
 /// Header values never scanned: they describe framing, not people.
@@ -67,6 +73,9 @@ pub async fn handle(
 
     // Phase 1: target.
     if method == Method::CONNECT {
+        if conn.kind == ListenerKind::Forward && conn.tunnel.is_none() {
+            return connect::handle(proxy, conn, req, request_id, started).await;
+        }
         return respond::error(
             StatusCode::NOT_IMPLEMENTED,
             "connect_not_supported",
@@ -75,9 +84,15 @@ pub async fn handle(
             &request_id,
         );
     }
-    let target = match conn.kind {
-        ListenerKind::Forward => forward_target(&req),
-        ListenerKind::Reverse => reverse_target(&rt.routes, &req),
+    let mut misdirected = None;
+    let target = match (&conn.tunnel, conn.kind) {
+        (Some(tunnel), _) => Ok(tunnel.target(&req).unwrap_or_else(|inner_host| {
+            // Refused below, once the facts exist to audit it.
+            misdirected = Some(inner_host);
+            tunnel.root_target()
+        })),
+        (None, ListenerKind::Forward) => forward_target(&req),
+        (None, ListenerKind::Reverse) => reverse_target(&rt.routes, &req),
     };
     let target = match target {
         Ok(t) => t,
@@ -95,8 +110,16 @@ pub async fn handle(
         started,
     };
 
-    // Phase 2: destination.
-    let ip = match rt.resolver.resolve(&target.host, target.port).await {
+    if let Some(inner_host) = misdirected {
+        return connect::misdirected(&proxy, &rt, &facts, &inner_host);
+    }
+
+    // Phase 2: destination. Inside a tunnel the IP was resolved (and checked) at CONNECT.
+    let resolved = match &conn.tunnel {
+        Some(tunnel) => Ok(tunnel.ip),
+        None => rt.resolver.resolve(&target.host, target.port).await,
+    };
+    let ip = match resolved {
         Ok(ip) => ip,
         Err(e) => {
             let error = ErrorFields {

@@ -1,0 +1,77 @@
+//! Classifier throughput (bytes/second) on realistic haystacks, next to `memchr` over the
+//! same bytes as the ceiling: clean JSON, PI-dense JSON, Chinese prose, gzip JSON.
+//!
+//! Run: `cargo bench --bench classify` (criterion prints the throughput per group).
+
+#[path = "../tests/corpus/gen.rs"]
+mod gen;
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use chujing::classify::{Classifier, ClassifierOptions, ScanContext};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+const SIZE: usize = 1 << 20;
+/// Typical body chunk size delivered by hyper.
+const CHUNK: usize = 16 * 1024;
+
+fn classifier() -> Arc<Classifier> {
+    Arc::new(
+        Classifier::new(ClassifierOptions {
+            id_number_is_sensitive: true,
+            max_inspect_bytes: 64 * 1024 * 1024,
+            max_decompression_ratio: 100,
+            hash_key: [3; 32],
+            custom: Vec::new(),
+        })
+        .unwrap(),
+    )
+}
+
+fn ctx(encoding: Option<&str>) -> ScanContext {
+    ScanContext {
+        content_type: Some("application/json".into()),
+        content_encoding: encoding.map(str::to_owned),
+        today: NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let clf = classifier();
+    let clean = gen::clean_json(SIZE);
+    let dense = gen::pi_dense_json(SIZE);
+    let prose = gen::chinese_prose(SIZE);
+    let gz = gen::gzip(&clean);
+    let cases: [(&str, &[u8], Option<&str>, usize); 4] = [
+        ("clean_json", &clean, None, clean.len()),
+        ("pi_dense_json", &dense, None, dense.len()),
+        ("chinese_prose", &prose, None, prose.len()),
+        // Throughput of the gzip case is counted in decoded bytes.
+        ("gzip_json", &gz, Some("gzip"), clean.len()),
+    ];
+    for (name, data, enc, decoded_len) in cases {
+        let mut g = c.benchmark_group(name);
+        g.throughput(Throughput::Bytes(decoded_len as u64));
+        g.sample_size(20);
+        g.bench_function("classify", |b| {
+            b.iter(|| {
+                let mut s = clf.scanner(ctx(enc));
+                for chunk in data.chunks(CHUNK) {
+                    s.feed(chunk);
+                }
+                black_box(s.finish())
+            })
+        });
+        // Ceiling: one SIMD pass looking for a byte over the same (decoded) bytes.
+        let plain: &[u8] = if enc.is_some() { &clean } else { data };
+        g.bench_function("memchr", |b| {
+            b.iter(|| black_box(memchr::memchr_iter(b'@', black_box(plain)).count()))
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
