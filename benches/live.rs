@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use chujing::audit::{AuditEvent, RequestFacts};
+use chujing::audit::{AuditEvent, Outcome, RequestFacts};
 use chujing::classify::{Category, DataClass, Finding, ScanReport};
 use chujing::config::Mode;
 use chujing::geo::{CountryCode, Destination, Region};
@@ -61,16 +61,18 @@ fn event(action: Action, reason: Reason, enforced: bool) -> AuditEvent {
         version: "HTTP/1.1",
         started: Utc::now(),
     };
-    AuditEvent::for_decision(
+    AuditEvent::new(
         &facts,
-        Some(&destination),
-        Some(&decision),
-        Some(&report),
-        Mode::Enforce,
-        enforced,
-        Some(200),
-        None,
-        "0123456789abcdef",
+        Outcome {
+            destination: Some(&destination),
+            decision: Some(&decision),
+            report: Some(&report),
+            mode: Mode::Enforce,
+            enforced,
+            status: Some(200),
+            error: None,
+            policy_hash: "0123456789abcdef",
+        },
     )
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{NaiveDate, Utc};
-use chujing::audit::{AuditEvent, RequestFacts};
+use chujing::audit::{AuditEvent, Outcome, RequestFacts};
 use chujing::classify::{Category, DataClass, Finding, ScanReport};
 use chujing::config::{LegalBasis, Mode};
 use chujing::geo::{CountryCode, Destination, Region};
@@ -152,20 +152,22 @@ impl<'a> Ev<'a> {
             version: "HTTP/1.1",
             started: Utc::now(),
         };
-        AuditEvent::for_decision(
+        AuditEvent::new(
             &facts,
-            self.action.map(|_| &destination),
-            decision.as_ref(),
-            Some(&report),
-            if self.enforced {
-                Mode::Enforce
-            } else {
-                Mode::Monitor
+            Outcome {
+                destination: self.action.map(|_| &destination),
+                decision: decision.as_ref(),
+                report: Some(&report),
+                mode: if self.enforced {
+                    Mode::Enforce
+                } else {
+                    Mode::Monitor
+                },
+                enforced: self.enforced,
+                status: Some(if self.enforced { 403 } else { 200 }),
+                error: None,
+                policy_hash: "0123456789abcdef",
             },
-            self.enforced,
-            Some(if self.enforced { 403 } else { 200 }),
-            None,
-            "0123456789abcdef",
         )
     }
 }

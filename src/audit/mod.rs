@@ -155,22 +155,36 @@ pub struct RequestFacts<'a> {
     pub started: DateTime<Utc>,
 }
 
+/// What became of a request, for its audit event. Fields are named at every call site so an
+/// event never mixes up, say, the response status and the enforcement flag.
+#[derive(Debug, Clone)]
+pub struct Outcome<'a> {
+    pub destination: Option<&'a Destination>,
+    pub decision: Option<&'a Decision>,
+    pub report: Option<&'a ScanReport>,
+    pub mode: Mode,
+    /// The verdict was applied (a block in enforce mode).
+    pub enforced: bool,
+    /// Response status, when one was sent.
+    pub status: Option<u16>,
+    /// Why delivery failed, if it did.
+    pub error: Option<ErrorFields>,
+    pub policy_hash: &'a str,
+}
+
 impl AuditEvent {
     /// The event for a decision (and, when known, the response status and delivery error).
-    // TODO(integration): becomes an argument struct once the TLS and live-view branches,
-    // which call this, have merged.
-    #[allow(clippy::too_many_arguments)]
-    pub fn for_decision(
-        facts: &RequestFacts<'_>,
-        destination: Option<&Destination>,
-        decision: Option<&Decision>,
-        report: Option<&ScanReport>,
-        mode: Mode,
-        enforced: bool,
-        status: Option<u16>,
-        error: Option<ErrorFields>,
-        policy_hash: &str,
-    ) -> AuditEvent {
+    pub fn new(facts: &RequestFacts<'_>, outcome: Outcome<'_>) -> AuditEvent {
+        let Outcome {
+            destination,
+            decision,
+            report,
+            mode,
+            enforced,
+            status,
+            error,
+            policy_hash,
+        } = outcome;
         let now = Utc::now();
         let blocked =
             enforced && decision.is_some_and(|d| d.action == crate::policy::Action::Block);

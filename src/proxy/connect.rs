@@ -35,7 +35,7 @@ use super::respond::{self, ProxyBody};
 use super::target::{request_host, Target};
 use super::upstream::{Scheme, UpstreamError};
 use super::{Proxy, Runtime};
-use crate::audit::{AuditEvent, ErrorFields, RequestFacts};
+use crate::audit::{AuditEvent, ErrorFields, Outcome, RequestFacts};
 use crate::classify::{ScanReport, Uninspectable};
 use crate::config::{FailMode, Mode};
 use crate::geo::Destination;
@@ -143,19 +143,21 @@ pub(super) async fn handle(
         started,
     };
     let error_event = |status: u16, kind: &str, message: String| {
-        AuditEvent::for_decision(
+        AuditEvent::new(
             &facts,
-            None,
-            None,
-            None,
-            rt.policy.mode(),
-            false,
-            Some(status),
-            Some(ErrorFields {
-                kind: kind.to_string(),
-                message,
-            }),
-            &rt.loaded.hash,
+            Outcome {
+                destination: None,
+                decision: None,
+                report: None,
+                mode: rt.policy.mode(),
+                enforced: false,
+                status: Some(status),
+                error: Some(ErrorFields {
+                    kind: kind.to_string(),
+                    message,
+                }),
+                policy_hash: &rt.loaded.hash,
+            },
         )
     };
 
@@ -310,16 +312,18 @@ fn audit_tunnel(
     report: &ScanReport,
     status: Option<u16>,
 ) {
-    let event = AuditEvent::for_decision(
+    let event = AuditEvent::new(
         facts,
-        Some(destination),
-        Some(decision),
-        Some(report),
-        rt.policy.mode(),
-        false,
-        status,
-        None,
-        &rt.loaded.hash,
+        Outcome {
+            destination: Some(destination),
+            decision: Some(decision),
+            report: Some(report),
+            mode: rt.policy.mode(),
+            enforced: false,
+            status,
+            error: None,
+            policy_hash: &rt.loaded.hash,
+        },
     );
     proxy.audit(rt, &event);
     // Metrics, and the canonical block line for a monitor-mode would-be block.
@@ -468,19 +472,21 @@ async fn intercept(
             tunnel.host
         );
         tracing::warn!(request_id = %request_id, client = %conn.client, host = %tunnel.host, "SNI does not match CONNECT authority; tunnel closed");
-        let event = AuditEvent::for_decision(
+        let event = AuditEvent::new(
             &facts,
-            Some(&destination),
-            None,
-            None,
-            rt.policy.mode(),
-            true,
-            None,
-            Some(ErrorFields {
-                kind: "tls_sni_mismatch".into(),
-                message,
-            }),
-            &rt.loaded.hash,
+            Outcome {
+                destination: Some(&destination),
+                decision: None,
+                report: None,
+                mode: rt.policy.mode(),
+                enforced: true,
+                status: None,
+                error: Some(ErrorFields {
+                    kind: "tls_sni_mismatch".into(),
+                    message,
+                }),
+                policy_hash: &rt.loaded.hash,
+            },
         );
         proxy.audit(&rt, &event);
         return;
@@ -544,16 +550,18 @@ async fn opaque<C>(
         "the CONNECT tunnel carries bytes that are not TLS",
     );
     if enforced(rt, &decision) {
-        let event = AuditEvent::for_decision(
+        let event = AuditEvent::new(
             facts,
-            Some(destination),
-            Some(&decision),
-            Some(&report),
-            rt.policy.mode(),
-            true,
-            Some(403),
-            None,
-            &rt.loaded.hash,
+            Outcome {
+                destination: Some(destination),
+                decision: Some(&decision),
+                report: Some(&report),
+                mode: rt.policy.mode(),
+                enforced: true,
+                status: Some(403),
+                error: None,
+                policy_hash: &rt.loaded.hash,
+            },
         );
         proxy.audit(rt, &event);
         proxy.observe_decision(rt, facts, destination, &decision, &report);
@@ -585,19 +593,21 @@ async fn opaque<C>(
     let upstream = match connect_tcp(rt, destination.ip, destination.port).await {
         Ok(tcp) => tcp,
         Err(e) => {
-            let event = AuditEvent::for_decision(
+            let event = AuditEvent::new(
                 facts,
-                Some(destination),
-                Some(&decision),
-                Some(&report),
-                rt.policy.mode(),
-                false,
-                None,
-                Some(ErrorFields {
-                    kind: e.kind.to_string(),
-                    message: e.message,
-                }),
-                &rt.loaded.hash,
+                Outcome {
+                    destination: Some(destination),
+                    decision: Some(&decision),
+                    report: Some(&report),
+                    mode: rt.policy.mode(),
+                    enforced: false,
+                    status: None,
+                    error: Some(ErrorFields {
+                        kind: e.kind.to_string(),
+                        message: e.message,
+                    }),
+                    policy_hash: &rt.loaded.hash,
+                },
             );
             proxy.audit(rt, &event);
             return;
@@ -624,19 +634,21 @@ pub(super) fn misdirected(
         "the request names host {inner_host:?} inside a tunnel to {:?}; open a tunnel to that host instead",
         facts.host
     );
-    let event = AuditEvent::for_decision(
+    let event = AuditEvent::new(
         facts,
-        None,
-        None,
-        None,
-        rt.policy.mode(),
-        true,
-        Some(421),
-        Some(ErrorFields {
-            kind: "http_request_denied".into(),
-            message: message.clone(),
-        }),
-        &rt.loaded.hash,
+        Outcome {
+            destination: None,
+            decision: None,
+            report: None,
+            mode: rt.policy.mode(),
+            enforced: true,
+            status: Some(421),
+            error: Some(ErrorFields {
+                kind: "http_request_denied".into(),
+                message: message.clone(),
+            }),
+            policy_hash: &rt.loaded.hash,
+        },
     );
     proxy.audit(rt, &event);
     respond::error(

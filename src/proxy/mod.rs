@@ -31,7 +31,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::audit::{AuditError, AuditEvent, AuditLog, ErrorFields, RequestFacts};
+use crate::audit::{AuditError, AuditEvent, AuditLog, ErrorFields, Outcome, RequestFacts};
 use crate::classify::{Classifier, ClassifierOptions, ClassifyError, ScanReport};
 use crate::config::{ListenerConfig, LoadedConfig, Mode, TlsFiles};
 use crate::geo::{Destination, GeoDb, GeoError, Resolver};
@@ -266,19 +266,21 @@ impl Proxy {
             version: "",
             started: chrono::Utc::now(),
         };
-        let event = AuditEvent::for_decision(
+        let event = AuditEvent::new(
             &facts,
-            None,
-            None,
-            None,
-            rt.policy.mode(),
-            false,
-            Some(hit.status),
-            Some(ErrorFields {
-                kind: hit.kind.to_string(),
-                message: hit.message.to_string(),
-            }),
-            &rt.loaded.hash,
+            Outcome {
+                destination: None,
+                decision: None,
+                report: None,
+                mode: rt.policy.mode(),
+                enforced: false,
+                status: Some(hit.status),
+                error: Some(ErrorFields {
+                    kind: hit.kind.to_string(),
+                    message: hit.message.to_string(),
+                }),
+                policy_hash: &rt.loaded.hash,
+            },
         );
         self.audit(&rt, &event);
     }
@@ -319,16 +321,18 @@ impl Proxy {
         decision: &Decision,
         report: &ScanReport,
     ) -> Response<ProxyBody> {
-        let event = AuditEvent::for_decision(
+        let event = AuditEvent::new(
             facts,
-            Some(destination),
-            Some(decision),
-            Some(report),
-            rt.policy.mode(),
-            true,
-            Some(403),
-            None,
-            &rt.loaded.hash,
+            Outcome {
+                destination: Some(destination),
+                decision: Some(decision),
+                report: Some(report),
+                mode: rt.policy.mode(),
+                enforced: true,
+                status: Some(403),
+                error: None,
+                policy_hash: &rt.loaded.hash,
+            },
         );
         self.audit(rt, &event);
         self.observe_decision(rt, facts, destination, decision, report);
@@ -345,16 +349,18 @@ impl Proxy {
         report: &ScanReport,
         resp: Response<Incoming>,
     ) -> Response<ProxyBody> {
-        let event = AuditEvent::for_decision(
+        let event = AuditEvent::new(
             facts,
-            Some(destination),
-            Some(decision),
-            Some(report),
-            rt.policy.mode(),
-            false,
-            Some(resp.status().as_u16()),
-            None,
-            &rt.loaded.hash,
+            Outcome {
+                destination: Some(destination),
+                decision: Some(decision),
+                report: Some(report),
+                mode: rt.policy.mode(),
+                enforced: false,
+                status: Some(resp.status().as_u16()),
+                error: None,
+                policy_hash: &rt.loaded.hash,
+            },
         );
         self.audit(rt, &event);
         self.observe_decision(rt, facts, destination, decision, report);
@@ -371,22 +377,24 @@ impl Proxy {
         report: &ScanReport,
         error: UpstreamError,
     ) -> Response<ProxyBody> {
-        let event = AuditEvent::for_decision(
+        let event = AuditEvent::new(
             facts,
-            Some(destination),
-            Some(decision),
-            Some(report),
-            rt.policy.mode(),
-            false,
-            Some(match error.kind {
-                "http_response_timeout" | "connection_timeout" => 504,
-                _ => 502,
-            }),
-            Some(ErrorFields {
-                kind: error.kind.to_string(),
-                message: error.message.clone(),
-            }),
-            &rt.loaded.hash,
+            Outcome {
+                destination: Some(destination),
+                decision: Some(decision),
+                report: Some(report),
+                mode: rt.policy.mode(),
+                enforced: false,
+                status: Some(match error.kind {
+                    "http_response_timeout" | "connection_timeout" => 504,
+                    _ => 502,
+                }),
+                error: Some(ErrorFields {
+                    kind: error.kind.to_string(),
+                    message: error.message.clone(),
+                }),
+                policy_hash: &rt.loaded.hash,
+            },
         );
         self.audit(rt, &event);
         self.observe_decision(rt, facts, destination, decision, report);

@@ -25,7 +25,7 @@ use super::respond::{self, ProxyBody, PROXY_NAME};
 use super::target::{forward_target, reverse_target, Target, TargetError};
 use super::upstream::{PoolKey, Protocol, UpstreamError};
 use super::{headers, Proxy, Runtime};
-use crate::audit::{AuditEvent, ErrorFields, RequestFacts};
+use crate::audit::{AuditEvent, ErrorFields, Outcome, RequestFacts};
 use crate::classify::{BodyScanner, ScanContext, ScanReport};
 use crate::config::{FailMode, ListenerKind, Mode};
 use crate::geo::{Destination, Region};
@@ -128,16 +128,18 @@ pub async fn handle(
             };
             proxy.audit(
                 &rt,
-                &AuditEvent::for_decision(
+                &AuditEvent::new(
                     &facts,
-                    None,
-                    None,
-                    None,
-                    rt.policy.mode(),
-                    false,
-                    Some(502),
-                    Some(error),
-                    &rt.loaded.hash,
+                    Outcome {
+                        destination: None,
+                        decision: None,
+                        report: None,
+                        mode: rt.policy.mode(),
+                        enforced: false,
+                        status: Some(502),
+                        error: Some(error),
+                        policy_hash: &rt.loaded.hash,
+                    },
                 ),
             );
             return respond::error(
@@ -259,16 +261,18 @@ pub async fn handle(
             };
             proxy.audit(
                 &rt,
-                &AuditEvent::for_decision(
+                &AuditEvent::new(
                     &facts,
-                    Some(&destination),
-                    Some(&decision),
-                    Some(&report),
-                    rt.policy.mode(),
-                    false,
-                    Some(status.as_u16()),
-                    Some(error),
-                    &rt.loaded.hash,
+                    Outcome {
+                        destination: Some(&destination),
+                        decision: Some(&decision),
+                        report: Some(&report),
+                        mode: rt.policy.mode(),
+                        enforced: false,
+                        status: Some(status.as_u16()),
+                        error: Some(error),
+                        policy_hash: &rt.loaded.hash,
+                    },
                 ),
             );
             if timed_out {
@@ -484,19 +488,21 @@ fn audit_unavailable(
     proxy.metrics().audit_write_error();
     proxy.audit(
         rt,
-        &AuditEvent::for_decision(
+        &AuditEvent::new(
             facts,
-            Some(destination),
-            None,
-            None,
-            rt.policy.mode(),
-            true,
-            Some(503),
-            Some(ErrorFields {
-                kind: "audit_unavailable".into(),
-                message: message.into(),
-            }),
-            &rt.loaded.hash,
+            Outcome {
+                destination: Some(destination),
+                decision: None,
+                report: None,
+                mode: rt.policy.mode(),
+                enforced: true,
+                status: Some(503),
+                error: Some(ErrorFields {
+                    kind: "audit_unavailable".into(),
+                    message: message.into(),
+                }),
+                policy_hash: &rt.loaded.hash,
+            },
         ),
     );
     respond::error(
