@@ -253,7 +253,13 @@ async fn run(path: PathBuf, drain: Duration) -> anyhow::Result<()> {
     )?);
     let mut options = chujing::volume::VolumeOptions::from_config(&loaded.config);
     let sink_audit = Arc::clone(&audit);
+    // The proxy (and its metrics) is built after the store; the sink finds it once it exists.
+    let sink_proxy: Arc<std::sync::OnceLock<Arc<proxy::Proxy>>> = Arc::default();
+    let sink_proxy_for_sink = Arc::clone(&sink_proxy);
     options.guard.sink = Some(Arc::new(move |event: &chujing::volume::WatermarkEvent| {
+        if let Some(p) = sink_proxy_for_sink.get() {
+            p.metrics().watermark(event);
+        }
         tracing::warn!(
             year = event.year,
             class = event.class,
@@ -283,6 +289,7 @@ async fn run(path: PathBuf, drain: Duration) -> anyhow::Result<()> {
             .and_then(|a| a.token.as_deref()),
     );
     let (proxy, listeners) = proxy::start_with_audit(loaded, volume, audit).await?;
+    let _ = sink_proxy.set(Arc::clone(&proxy));
     let admin_listener = tokio::net::TcpListener::bind(admin_bind)
         .await
         .with_context(|| {

@@ -88,6 +88,20 @@ struct FindingLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabels {
+    /// `all` or `sensitive`.
+    class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WatermarkLabels {
+    /// `personal` or `sensitive` (which statutory count crossed).
+    class: &'static str,
+    /// `warn`, `critical` or `reached`.
+    level: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WhyLabels {
     why: &'static str,
 }
@@ -152,6 +166,8 @@ pub struct Metrics {
     transfer_individuals: Family<TransferLabels, Gauge>,
     transfer_caps: Family<TransferLabels, Gauge>,
     transfers: ArcSwap<HashMap<Box<str>, TransferGauges>>,
+    entity_individuals: Family<ClassLabels, Gauge>,
+    watermarks: Family<WatermarkLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -259,6 +275,20 @@ impl Metrics {
             "Configured yearly cap of distinct individuals per transfer and class",
             transfer_caps.clone(),
         );
+        let entity_individuals = Family::<ClassLabels, Gauge>::default();
+        registry.register(
+            "entity_individuals",
+            "Distinct individuals sent abroad this calendar year across all non-exempt transfers \
+             (the 2024 Provisions' count), by class (all or sensitive)",
+            entity_individuals.clone(),
+        );
+        let watermarks = Family::<WatermarkLabels, Counter>::default();
+        registry.register(
+            "volume_watermarks",
+            "Entity-wide statutory watermarks crossed (10,000 sensitive / 100,000 / 1,000,000), \
+             by class and level",
+            watermarks.clone(),
+        );
         registry.register(
             "build",
             "Version of the running chujing binary",
@@ -296,7 +326,29 @@ impl Metrics {
             transfer_individuals,
             transfer_caps,
             transfers: ArcSwap::from_pointee(HashMap::new()),
+            entity_individuals,
+            watermarks,
         }
+    }
+
+    /// Year-to-date entity-wide totals (from the volume store's entity row).
+    pub fn set_entity(&self, individuals: u64, sensitive: u64) {
+        self.entity_individuals
+            .get_or_create(&ClassLabels { class: "all" })
+            .set(clamp_i64(individuals));
+        self.entity_individuals
+            .get_or_create(&ClassLabels { class: "sensitive" })
+            .set(clamp_i64(sensitive));
+    }
+
+    /// An entity-wide watermark was crossed.
+    pub fn watermark(&self, event: &crate::volume::WatermarkEvent) {
+        self.watermarks
+            .get_or_create(&WatermarkLabels {
+                class: event.class,
+                level: event.level.as_str(),
+            })
+            .inc();
     }
 
     /// Gives configured custom detector categories their own label value. Categories are only
@@ -613,6 +665,39 @@ fn region_index(region: Region) -> usize {
         Region::Tw => 3,
         Region::Abroad => 4,
         Region::Unknown => 5,
+    }
+}
+
+#[cfg(test)]
+mod entity_tests {
+    use super::*;
+
+    #[test]
+    fn entity_totals_and_watermarks_are_exported() {
+        let m = Metrics::new();
+        m.set_entity(81_000, 120);
+        m.watermark(&crate::volume::WatermarkEvent {
+            year: 2026,
+            class: "personal",
+            threshold: 100_000,
+            level: crate::volume::Watermark::Warn,
+            count: 80_000,
+            requires: "standard_contract",
+            covered: true,
+        });
+        let text = m.encode();
+        assert!(
+            text.contains("chujing_entity_individuals{class=\"all\"} 81000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("chujing_entity_individuals{class=\"sensitive\"} 120"),
+            "{text}"
+        );
+        assert!(
+            text.contains("chujing_volume_watermarks_total{class=\"personal\",level=\"warn\"} 1"),
+            "{text}"
+        );
     }
 }
 
