@@ -38,7 +38,39 @@ fn ctx(encoding: Option<&str>) -> ScanContext {
     }
 }
 
+/// `CLASSIFY_PROFILE=<case>`: classify that payload once and exit, so the classifier alone
+/// can be run under `valgrind --tool=callgrind` (instruction counts are repeatable on a
+/// shared machine; criterion's wall clock is not). Payload generation is outside the
+/// counted region when `--toggle-collect=*classify_once*` is used.
+fn profile(case: &str) {
+    let clf = classifier();
+    let clean = gen::clean_json(SIZE);
+    let (data, enc) = match case {
+        "clean_json" => (clean, None),
+        "pi_dense_json" => (gen::pi_dense_json(SIZE), None),
+        "chinese_prose" => (gen::chinese_prose(SIZE), None),
+        "gzip_json" => (gen::gzip(&clean), Some("gzip")),
+        other => panic!("unknown CLASSIFY_PROFILE case {other:?}: use clean_json, pi_dense_json, chinese_prose or gzip_json"),
+    };
+    black_box(classify_once(&clf, &data, enc));
+}
+
+#[inline(never)]
+fn classify_once(clf: &Arc<Classifier>, data: &[u8], enc: Option<&str>) -> usize {
+    let mut s = clf.scanner(ctx(enc));
+    for chunk in data.chunks(CHUNK) {
+        s.feed(chunk);
+    }
+    let r = s.finish();
+    black_box(&r);
+    data.len()
+}
+
 fn bench(c: &mut Criterion) {
+    if let Ok(case) = std::env::var("CLASSIFY_PROFILE") {
+        profile(&case);
+        std::process::exit(0);
+    }
     let clf = classifier();
     let clean = gen::clean_json(SIZE);
     let dense = gen::pi_dense_json(SIZE);

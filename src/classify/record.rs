@@ -120,19 +120,24 @@ impl Recorder {
     /// CSV row, an NDJSON line), ends the record.
     pub fn structure(&mut self, bytes: &[u8]) {
         for i in memchr::memchr3_iter(b'{', b'}', b'\n', bytes) {
-            match bytes[i] {
-                b'{' => self.depth += 1,
-                b'}' => {
-                    self.depth -= 1;
-                    if self.depth < self.group.anchor_depth {
-                        self.close_record();
-                    }
+            self.structure_byte(bytes[i]);
+        }
+    }
+
+    #[inline]
+    fn structure_byte(&mut self, b: u8) {
+        match b {
+            b'{' => self.depth += 1,
+            b'}' => {
+                self.depth -= 1;
+                if self.depth < self.group.anchor_depth {
+                    self.close_record();
                 }
-                _ => {
-                    if self.depth <= 0 && self.lines_are_records {
-                        self.depth = 0;
-                        self.close_record();
-                    }
+            }
+            _ => {
+                if self.depth <= 0 && self.lines_are_records {
+                    self.depth = 0;
+                    self.close_record();
                 }
             }
         }
@@ -260,7 +265,11 @@ impl Recorder {
             .into_iter()
             .map(|(key, sensitive)| Subject { key, sensitive })
             .collect();
-        v.sort();
+        // Keys are unique (map keys), so an unstable sort on the key alone gives the same
+        // order as the derived `Ord`; comparing one big-endian u128 is several times cheaper
+        // than the lexicographic array compare of the stable sort (thousands of subjects in a
+        // bulk export).
+        v.sort_unstable_by_key(|s| u128::from_be_bytes(s.key));
         v
     }
 }
