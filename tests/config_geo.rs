@@ -657,6 +657,7 @@ allow_sensitive = true
     // parse stops at the first.
     let e = config::parse(text, Path::new("test.toml")).unwrap_err();
     assert!(matches!(e, ConfigError::Invalid { .. }));
+    assert_eq!(e.to_string(), got[0]);
 }
 
 #[test]

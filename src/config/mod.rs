@@ -55,10 +55,23 @@ fn read(path: &Path) -> Result<String, ConfigError> {
 /// first problem; [`check_all`] returns every one.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let config = deserialize(text, path)?;
-    match validate(&config, text, path).into_iter().next() {
+    match in_file_order(validate(&config, text, path))
+        .into_iter()
+        .next()
+    {
         Some(e) => Err(e),
         None => Ok(config),
     }
+}
+
+/// Problems sorted by line (stable: same-line problems keep the order they were found in),
+/// so `parse`'s one error is the first `check_all` prints.
+fn in_file_order(mut all: Vec<ConfigError>) -> Vec<ConfigError> {
+    all.sort_by_key(|e| match e {
+        ConfigError::Invalid { line, .. } => *line,
+        ConfigError::Read { .. } => 0,
+    });
+    all
 }
 
 /// Every problem in configuration text, in file order: a syntax or type error (serde stops
@@ -66,14 +79,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
 pub fn check_all(text: &str, path: &Path) -> Vec<ConfigError> {
     match deserialize(text, path) {
         Err(e) => vec![e],
-        Ok(config) => {
-            let mut all = validate(&config, text, path);
-            all.sort_by_key(|e| match e {
-                ConfigError::Invalid { line, .. } => *line,
-                ConfigError::Read { .. } => 0,
-            });
-            all
-        }
+        Ok(config) => in_file_order(validate(&config, text, path)),
     }
 }
 
