@@ -178,7 +178,7 @@ pub(super) async fn handle(
             );
         }
     };
-    let own = own_addresses(&proxy, &rt);
+    let own: Vec<SocketAddr> = proxy.own_addresses(&rt).collect();
     if let Some(refusal) = rules::refusal(ip, port, &own, conn.local, icpt.allowed_destinations()) {
         let message = refusal.to_string();
         tracing::warn!(request_id = %request_id, client = %conn.client, host = %host, %ip, port, refusal = refusal.code(), "CONNECT refused");
@@ -249,22 +249,6 @@ pub(super) async fn handle(
 
 fn established() -> Response<ProxyBody> {
     Response::new(respond::full(Bytes::new()))
-}
-
-/// The proxy's own addresses: bound listeners (real ports), configured binds, admin port.
-fn own_addresses(proxy: &Proxy, rt: &Runtime) -> Vec<SocketAddr> {
-    let config = &rt.loaded.config;
-    let mut own: Vec<SocketAddr> = proxy.listening.get().cloned().unwrap_or_default();
-    own.extend(proxy.own_addrs.get().into_iter().flatten().copied());
-    own.extend(
-        config
-            .listeners
-            .iter()
-            .map(|l| l.bind)
-            .filter(|a| a.port() != 0),
-    );
-    own.extend(config.admin.as_ref().map(|a| a.bind));
-    own
 }
 
 /// The policy's verdict on a tunnel whose content will not be read: an empty report marked

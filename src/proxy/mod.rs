@@ -136,8 +136,8 @@ pub struct Proxy {
     runtime: ArcSwap<Runtime>,
     audit: Arc<AuditLog>,
     metrics: Arc<Metrics>,
-    /// The proxy's own listener and admin addresses: requests to them are refused, so the
-    /// admin endpoints are never reachable through the proxy and no request loops.
+    /// Addresses the embedder declares as the proxy's own besides its listeners (the admin
+    /// listener's real address, in `run`). See [`Proxy::own_addresses`].
     own_addrs: OnceLock<Vec<SocketAddr>>,
     health: Health,
     upstream: UpstreamPool,
@@ -213,11 +213,31 @@ impl Proxy {
         let _ = self.own_addrs.set(addrs);
     }
 
-    /// Whether `ip:port` is one of the proxy's own listeners or its admin endpoint.
-    pub fn is_own_address(&self, ip: std::net::IpAddr, port: u16) -> bool {
-        self.own_addrs
+    /// Every address that is the proxy itself: the listeners as bound (port 0 resolved), the
+    /// declared ones (admin), and the configured listener and admin binds. Requests and
+    /// tunnels to any of them are refused, so the admin endpoints are never reachable
+    /// through the proxy and no request loops back into it.
+    pub fn own_addresses<'a>(&'a self, rt: &'a Runtime) -> impl Iterator<Item = SocketAddr> + 'a {
+        let config = &rt.loaded.config;
+        self.listening
             .get()
-            .is_some_and(|addrs| addrs.iter().any(|a| targets_admin(*a, ip, port)))
+            .into_iter()
+            .chain(self.own_addrs.get())
+            .flatten()
+            .copied()
+            .chain(
+                config
+                    .listeners
+                    .iter()
+                    .map(|l| l.bind)
+                    .filter(|a| a.port() != 0),
+            )
+            .chain(config.admin.as_ref().map(|a| a.bind))
+    }
+
+    /// Whether `ip:port` is one of [`Proxy::own_addresses`].
+    pub fn is_own_address(&self, rt: &Runtime, ip: std::net::IpAddr, port: u16) -> bool {
+        self.own_addresses(rt).any(|a| targets_admin(a, ip, port))
     }
 
     /// Records a reload outcome (metrics hook).

@@ -151,7 +151,7 @@ pub async fn handle(
             );
         }
     };
-    if proxy.is_own_address(ip, target.port) {
+    if proxy.is_own_address(&rt, ip, target.port) {
         return respond::error(
             StatusCode::FORBIDDEN,
             "destination_forbidden",
@@ -569,10 +569,6 @@ impl<'a> Inspection<'a> {
         }
     }
 
-    fn rt_metrics_scan(&self, bytes: u64) {
-        self.metrics.observe_scan(self.scan_time, bytes);
-    }
-
     fn active(&self) -> bool {
         self.scanner.is_some()
     }
@@ -644,7 +640,7 @@ impl<'a> Inspection<'a> {
                 let started = std::time::Instant::now();
                 let report = s.finish();
                 self.scan_time += started.elapsed();
-                self.rt_metrics_scan(report.bytes);
+                self.metrics.observe_scan(self.scan_time, report.bytes);
                 report
             }
             None => ScanReport::default(),

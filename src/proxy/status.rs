@@ -37,12 +37,10 @@ impl StatusSource for Proxy {
     fn readiness(&self) -> Vec<ReadinessCheck> {
         // A runtime only exists once its geo database opened and its policy compiled, and a
         // reload that fails keeps the previous one: both are ready by construction.
-        let rt = self.runtime();
         let mut out = vec![
             ReadinessCheck::ok(checks::GEO_DB),
             ReadinessCheck::ok(checks::POLICY),
         ];
-        let _ = rt;
         if self.health.store_ok.load(Ordering::Relaxed) {
             out.push(ReadinessCheck::ok(checks::VOLUME_STORE));
         } else {
