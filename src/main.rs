@@ -247,10 +247,7 @@ fn init_logging(format: &str) -> anyhow::Result<()> {
 async fn run(path: PathBuf, drain: Duration) -> anyhow::Result<()> {
     use chujing::telemetry::admin;
     let loaded = config::load(&path)?;
-    let audit = Arc::new(chujing::audit::AuditLog::open_rotating(
-        &loaded.config.audit.path,
-        chujing::audit::Rotation::from_config(&loaded.config.audit),
-    )?);
+    let audit = Arc::new(chujing::audit::AuditLog::from_config(&loaded.config.audit)?);
     let mut options = chujing::volume::VolumeOptions::from_config(&loaded.config);
     let sink_audit = Arc::clone(&audit);
     // The proxy (and its metrics) is built after the store; the sink finds it once it exists.

@@ -311,6 +311,11 @@ impl AuditLog {
         AuditLog::open_rotating(path, Rotation::NEVER)
     }
 
+    /// Opens the log `[audit]` describes: its path, with its rotation settings.
+    pub fn from_config(config: &crate::config::AuditConfig) -> Result<AuditLog, AuditError> {
+        AuditLog::open_rotating(&config.path, Rotation::from_config(config))
+    }
+
     /// Opens for appending with the given rotation policy.
     pub fn open_rotating(path: &Path, rotation: Rotation) -> Result<AuditLog, AuditError> {
         if let Some(parent) = path.parent() {

@@ -151,10 +151,7 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn new(runtime: Runtime) -> Result<Arc<Proxy>, StartError> {
-        let audit = Arc::new(AuditLog::open_rotating(
-            &runtime.loaded.config.audit.path,
-            crate::audit::Rotation::from_config(&runtime.loaded.config.audit),
-        )?);
+        let audit = Arc::new(AuditLog::from_config(&runtime.loaded.config.audit)?);
         Proxy::with_audit(runtime, audit)
     }
 
