@@ -12,6 +12,12 @@ use chujing::cli;
 use chujing::config;
 use chujing::proxy;
 
+// The proxy's per-request allocations (hyper buffers, header maps, the scanner window) are
+// many, short-lived and crossed between worker threads; mimalloc's thread-local free lists
+// serve them without glibc's consolidation passes (measured in benches/load/README.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "chujing",

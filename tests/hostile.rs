@@ -59,6 +59,20 @@ impl World {
             .filter(|e| e["http"]["response"]["status_code"] == status)
             .count()
     }
+
+    /// Audit events with this status, waiting up to 5 s for the first: a limit that ends
+    /// the connection (400, 408, 431) is audited by the connection's worker after the
+    /// client has seen the response and the close.
+    async fn eventually_audited_with_status(&self, status: u16) -> usize {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let n = self.audited_with_status(status);
+            if n > 0 || std::time::Instant::now() > deadline {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 async fn world(extra: &str) -> World {
@@ -142,7 +156,7 @@ async fn smuggling_cl_te_never_lets_the_hidden_request_out_uninspected() {
     }
     let last = *got.last().unwrap();
     assert!(
-        w.audited_with_status(last) >= 1,
+        w.eventually_audited_with_status(last).await >= 1,
         "smuggling attempt not audited"
     );
     w.still_serving().await;
@@ -163,7 +177,7 @@ async fn duplicate_content_length_is_rejected_and_audited() {
         "a request with conflicting lengths was forwarded"
     );
     assert!(
-        w.audited_with_status(400) >= 1,
+        w.eventually_audited_with_status(400).await >= 1,
         "malformed request not audited"
     );
     w.still_serving().await;
@@ -403,7 +417,7 @@ async fn ten_thousand_headers_get_431_and_an_audit_event() {
     let out = raw(w.addr(), payload.as_bytes()).await;
     assert_eq!(statuses(&out).first(), Some(&431), "{out}");
     assert!(w.de.requests().is_empty());
-    assert!(w.audited_with_status(431) >= 1);
+    assert!(w.eventually_audited_with_status(431).await >= 1);
     // Just over the count limit (default 100), each header small: also 431.
     let mut payload = post_head(&w.de_url("/count"), "");
     for i in 0..150 {
@@ -497,7 +511,7 @@ async fn garbage_and_truncated_requests_do_not_crash() {
     for case in cases {
         let _ = raw(w.addr(), case).await;
     }
-    assert!(w.audited_with_status(400) >= 1);
+    assert!(w.eventually_audited_with_status(400).await >= 1);
     w.still_serving().await;
 }
 

@@ -42,6 +42,8 @@ pub struct Config {
     #[serde(default)]
     pub limits: LimitsConfig,
     #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
     pub admin: Option<AdminConfig>,
     #[serde(default)]
     pub tls_intercept: Option<TlsInterceptConfig>,
@@ -454,6 +456,27 @@ fn default_upstream_response_timeout_ms() -> u64 {
 }
 fn default_max_concurrent_streams() -> u32 {
     100
+}
+
+/// How the process serves connections.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Connection worker threads, each a single-threaded event loop that owns the
+    /// connections handed to it (and their upstream connections). `0` (the default): one per
+    /// CPU core. Read at start; a reload does not change it.
+    #[serde(default)]
+    pub workers: usize,
+}
+
+impl ServerConfig {
+    /// The number of workers to start: the configured count, or one per core.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -696,6 +696,15 @@ fn check_limits(c: &Config, p: &mut Problems<'_>) {
             );
         }
     }
+    if c.server.workers > 1024 {
+        p.add(
+            &[K("server"), K("workers")],
+            format!(
+                "server.workers = {} is more threads than any machine needs; use 0 for one per core",
+                c.server.workers
+            ),
+        );
+    }
     if c.upstream.connect_timeout_ms == Some(0) {
         p.add(
             &[K("upstream"), K("connect_timeout_ms")],

@@ -13,6 +13,7 @@ pub mod respond;
 pub mod status;
 pub mod target;
 pub mod upstream;
+pub mod workers;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -521,6 +522,15 @@ pub async fn serve(
     let graceful = Arc::new(GracefulShutdown::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let limits = proxy.runtime().loaded.config.limits.clone();
+    let worker_count = proxy.runtime().loaded.config.server.worker_count();
+    let workers = match workers::Workers::start(worker_count) {
+        Ok(w) => Some(Arc::new(w)),
+        Err(e) => {
+            // Serving on the caller's runtime is slower, not wrong.
+            tracing::error!(error = %e, workers = worker_count, "cannot start connection workers; serving on the main runtime");
+            None
+        }
+    };
     let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut accept_tasks = Vec::new();
     let _ = proxy
@@ -532,6 +542,7 @@ pub async fn serve(
         let connections = Arc::clone(&connections);
         let limits = limits.clone();
         let mut stop = stop_rx.clone();
+        let workers = workers.clone();
         accept_tasks.push(tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
@@ -568,9 +579,32 @@ pub async fn serve(
                 let tls = bound.tls.clone();
                 let watcher = graceful.watcher();
                 let limits = limits.clone();
-                tokio::spawn(async move {
+                let Some(workers) = workers.as_ref() else {
+                    tokio::spawn(async move {
+                        let _permit = permit;
+                        let _connection = proxy.metrics.connection_guard();
+                        serve_connection(proxy, conn, stream, tls, watcher, &limits).await;
+                    });
+                    continue;
+                };
+                // Hand the socket to a worker: it leaves this reactor and joins the worker's.
+                let stream = match stream.into_std() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot hand an accepted connection to a worker");
+                        continue;
+                    }
+                };
+                workers.spawn(move || async move {
                     let _permit = permit;
                     let _connection = proxy.metrics.connection_guard();
+                    let stream = match tokio::net::TcpStream::from_std(stream) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "worker cannot adopt an accepted connection");
+                            return;
+                        }
+                    };
                     serve_connection(proxy, conn, stream, tls, watcher, &limits).await;
                 });
             }
@@ -591,6 +625,8 @@ pub async fn serve(
             "drain deadline reached; closing remaining connections"
         );
     }
+    // Ends the workers' event loops, closing whatever outlived the drain.
+    drop(workers);
 }
 
 /// One client connection under the configured limits: TLS handshake bounded by the header

@@ -96,6 +96,9 @@ pub enum Protocol {
     Http2,
 }
 
+/// Idle connections, per connection worker ([`super::workers::current_worker`]) and key: a
+/// connection is driven by a task on the worker that opened it, so it is reused there
+/// (using it from another worker would put a cross-thread wake on every exchange).
 #[derive(Default)]
 struct Idle {
     h1: HashMap<PoolKey, Vec<http1::SendRequest<UpstreamBody>>>,
@@ -111,7 +114,8 @@ pub struct UpstreamPool {
 struct PoolInner {
     tls: TlsConnector,
     connect_timeout: Duration,
-    idle: Mutex<Idle>,
+    /// Per worker (0: not on a worker).
+    idle: Mutex<HashMap<usize, Idle>>,
 }
 
 impl std::fmt::Debug for UpstreamPool {
@@ -178,7 +182,7 @@ impl UpstreamPool {
             inner: Arc::new(PoolInner {
                 tls: TlsConnector::from(Arc::new(config)),
                 connect_timeout: connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
-                idle: Mutex::new(Idle::default()),
+                idle: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -193,7 +197,9 @@ impl UpstreamPool {
     }
 
     fn take_idle(&self, key: &PoolKey) -> Option<Sender> {
-        let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let worker = super::workers::current_worker();
+        let mut all = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let idle = all.get_mut(&worker)?;
         if let Some(h2) = idle.h2.get(key) {
             if h2.is_ready() {
                 return Some(Sender::H2(h2.clone()));
@@ -247,8 +253,11 @@ impl UpstreamPool {
                     tokio::spawn(async move {
                         let _ = conn.await;
                     });
-                    let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
-                    idle.h2.insert(key.clone(), sender.clone());
+                    let mut all = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+                    all.entry(super::workers::current_worker())
+                        .or_default()
+                        .h2
+                        .insert(key.clone(), sender.clone());
                     Ok(Sender::H2(sender))
                 } else {
                     handshake_h1(TokioIo::new(tls)).await
@@ -270,11 +279,12 @@ impl UpstreamPool {
             Sender::H1(mut h1) => {
                 let response = h1.send_request(request).await.map_err(exchange_error)?;
                 let pool = self.clone();
+                let worker = super::workers::current_worker();
                 tokio::spawn(async move {
                     // Ready again only after the response body was read to the end.
                     if h1.ready().await.is_ok() {
-                        let mut idle = pool.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
-                        let list = idle.h1.entry(key).or_default();
+                        let mut all = pool.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+                        let list = all.entry(worker).or_default().h1.entry(key).or_default();
                         if list.len() < MAX_IDLE_PER_KEY {
                             list.push(h1);
                         }
