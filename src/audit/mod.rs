@@ -14,6 +14,8 @@ use std::sync::Mutex;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
+mod line;
+
 use crate::classify::{Finding, ScanReport};
 use crate::config::Mode;
 use crate::geo::Destination;
@@ -355,14 +357,36 @@ impl AuditLog {
 
     /// Writes one event as one line.
     pub fn write(&self, event: &AuditEvent) -> Result<(), AuditError> {
-        self.write_line(event)
+        thread_local! {
+            /// The line under construction, reused: one per thread, so no lock and no
+            /// allocation per event once it has grown to the usual line size.
+            static LINE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        LINE.with(|cell| {
+            let mut line = cell.borrow_mut();
+            line.clear();
+            line::write_event(&mut line, event);
+            line.push(b'\n');
+            let written = self.append(&line);
+            if line.capacity() > 64 * 1024 {
+                // An event with a huge explanation or many findings: do not keep its buffer.
+                *line = Vec::new();
+            }
+            written
+        })
     }
 
-    /// The line is built before the lock is taken so the critical section is a rotation
-    /// check and a single `write` (appends of one buffer are not interleaved).
+    /// Serialises with serde (the rare events that are not [`AuditEvent`]s).
     fn write_line<T: Serialize>(&self, event: &T) -> Result<(), AuditError> {
         let mut line = serde_json::to_vec(event).expect("audit events always serialise");
         line.push(b'\n');
+        self.append(&line)
+    }
+
+    /// Appends one complete line. The line is built before the lock is taken so the
+    /// critical section is a rotation check and a single `write` (appends of one buffer are
+    /// not interleaved).
+    fn append(&self, line: &[u8]) -> Result<(), AuditError> {
         let write_err = |source| AuditError::Write {
             path: self.path.display().to_string(),
             source,
@@ -373,7 +397,7 @@ impl AuditLog {
         }
         let written = current
             .file
-            .write_all(&line)
+            .write_all(line)
             .and_then(|_| current.file.flush());
         if let Err(first) = written {
             // The disk was full (or the file vanished) and may have room again behind a new
@@ -383,7 +407,7 @@ impl AuditLog {
             let mut fresh = open_current(&self.path).map_err(|_| write_err(first))?;
             fresh
                 .file
-                .write_all(&line)
+                .write_all(line)
                 .and_then(|_| fresh.file.flush())
                 .map_err(write_err)?;
             *current = fresh;

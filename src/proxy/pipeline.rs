@@ -21,7 +21,7 @@ use hyper::body::Incoming;
 
 use super::connect::{self, Tunnel};
 use super::inspect::{BodySender, Holdback, UpstreamBody, HOLDBACK_ENCODED, HOLDBACK_IDENTITY};
-use super::respond::{self, ProxyBody, PROXY_NAME};
+use super::respond::{self, ProxyBody};
 use super::target::{forward_target, reverse_target, Target, TargetError};
 use super::upstream::{PoolKey, Protocol, UpstreamError};
 use super::{headers, Proxy, Runtime};
@@ -202,7 +202,7 @@ pub async fn handle(
                 return proxy.upstream_failed(&rt, &facts, &destination, &decision, &report, e)
             }
         };
-        let up_req = upstream_request(&parts, &target, checkout.protocol(), UpstreamBody::empty());
+        let up_req = upstream_request(parts, &target, checkout.protocol(), UpstreamBody::empty());
         let sent_at = std::time::Instant::now();
         let sent = send_bounded(&proxy, &rt, checkout, up_req).await;
         proxy.metrics().observe_upstream(sent_at.elapsed());
@@ -232,7 +232,7 @@ pub async fn handle(
     };
     let body_timeout = Duration::from_millis(rt.loaded.config.limits.body_read_timeout_ms);
     let (sender, up_body) = UpstreamBody::channel(body.size_hint());
-    let up_req = upstream_request(&parts, &target, checkout.protocol(), up_body);
+    let up_req = upstream_request(parts, &target, checkout.protocol(), up_body);
     let sent_at = std::time::Instant::now();
     let (sent, pumped) = tokio::join!(
         async {
@@ -676,7 +676,7 @@ impl<'a> Inspection<'a> {
 /// The request as sent upstream: origin-form for HTTP/1.1, absolute for HTTP/2, hop-by-hop
 /// headers removed, `Host` set to the upstream's authority, `Via` appended.
 fn upstream_request(
-    parts: &http::request::Parts,
+    parts: http::request::Parts,
     target: &Target,
     protocol: Protocol,
     body: UpstreamBody,
@@ -693,14 +693,19 @@ fn upstream_request(
         .parse(),
     }
     .unwrap_or_else(|_| Uri::from_static("/"));
+    let http::request::Parts {
+        method,
+        version,
+        mut headers,
+        ..
+    } = parts;
     let mut request = Request::new(body);
-    *request.method_mut() = parts.method.clone();
+    *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.version_mut() = match protocol {
         Protocol::Http1 => Version::HTTP_11,
         Protocol::Http2 => Version::HTTP_2,
     };
-    let mut headers = parts.headers.clone();
     headers::strip_hop_by_hop(&mut headers);
     match protocol {
         Protocol::Http1 => {
@@ -712,19 +717,17 @@ fn upstream_request(
             headers.remove(header::HOST);
         }
     }
-    let via = format!("{} {PROXY_NAME}", via_version(parts.version));
-    if let Ok(v) = HeaderValue::from_str(&via) {
-        headers.append(header::VIA, v);
-    }
+    headers.append(header::VIA, via_value(version));
     *request.headers_mut() = headers;
     request
 }
 
-fn via_version(v: Version) -> &'static str {
+/// `Via: <received protocol version> chujing` (RFC 9110 §7.6.3), one static value per version.
+fn via_value(v: Version) -> HeaderValue {
     match v {
-        Version::HTTP_2 => "2",
-        Version::HTTP_10 => "1.0",
-        _ => "1.1",
+        Version::HTTP_2 => HeaderValue::from_static("2 chujing"),
+        Version::HTTP_10 => HeaderValue::from_static("1.0 chujing"),
+        _ => HeaderValue::from_static("1.1 chujing"),
     }
 }
 
