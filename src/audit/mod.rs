@@ -9,7 +9,8 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::sync::RwLock;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -293,18 +294,21 @@ impl Rotation {
 #[derive(Debug)]
 struct Current {
     file: File,
-    bytes: u64,
+    /// Bytes in the file, counting lines being written (reserved before the write).
+    bytes: std::sync::atomic::AtomicU64,
     day: chrono::NaiveDate,
 }
 
-/// Append-only JSON-lines audit log; each event is written and flushed before the call
-/// returns, so a blocked request is on disk before its 403 leaves. Rotation (by size and/or
-/// day) happens under the same lock as writes: a line is never split across files or lost.
+/// Append-only JSON-lines audit log; each event is handed to the kernel (one `write`, no
+/// user-space buffering) before the call returns, so a blocked request is in the file before
+/// its 403 leaves. Rotation (by size and/or day) excludes writes: a line is never split
+/// across files or lost.
 #[derive(Debug)]
 pub struct AuditLog {
     path: PathBuf,
     rotation: Rotation,
-    current: Mutex<Current>,
+    /// Shared for appends, exclusive to rotate or reopen.
+    current: RwLock<Current>,
 }
 
 impl AuditLog {
@@ -332,7 +336,7 @@ impl AuditLog {
         Ok(AuditLog {
             path: path.to_path_buf(),
             rotation,
-            current: Mutex::new(current),
+            current: RwLock::new(current),
         })
     }
 
@@ -383,45 +387,63 @@ impl AuditLog {
         self.append(&line)
     }
 
-    /// Appends one complete line. The line is built before the lock is taken so the
-    /// critical section is a rotation check and a single `write` (appends of one buffer are
-    /// not interleaved).
+    /// Appends one complete line with a single `write` on the `O_APPEND` file. Appends
+    /// share the lock: the kernel appends each `write` to a regular file whole, so lines do
+    /// not interleave, and concurrent requests do not queue behind each other's syscalls.
+    /// Rotation and the reopen after a failure take it exclusively.
     fn append(&self, line: &[u8]) -> Result<(), AuditError> {
+        let len = line.len() as u64;
+        let first = {
+            let current = self.current.read().unwrap_or_else(|p| p.into_inner());
+            // Reserve the bytes first, so concurrent appends cannot together overshoot
+            // the size limit between check and write.
+            let before = current.bytes.fetch_add(len, Ordering::Relaxed);
+            if self.due(&current, before, len) {
+                current.bytes.fetch_sub(len, Ordering::Relaxed);
+                None
+            } else {
+                match (&current.file).write_all(line) {
+                    Ok(()) => return Ok(()),
+                    Err(e) => {
+                        current.bytes.fetch_sub(len, Ordering::Relaxed);
+                        Some(e)
+                    }
+                }
+            }
+        };
         let write_err = |source| AuditError::Write {
             path: self.path.display().to_string(),
             source,
         };
-        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        if self.due(&current, line.len() as u64) {
-            self.rotate(&mut current).map_err(write_err)?;
-        }
-        let written = current
-            .file
-            .write_all(line)
-            .and_then(|_| current.file.flush());
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        let written = match first {
+            // Rotation was due: decide again, now alone.
+            None => {
+                if self.due(&current, current.bytes.load(Ordering::Relaxed), len) {
+                    self.rotate(&mut current).map_err(write_err)?;
+                }
+                (&current.file).write_all(line)
+            }
+            Some(e) => Err(e),
+        };
         if let Err(first) = written {
             // The disk was full (or the file vanished) and may have room again behind a new
             // file: reopen the path once and retry, so the log recovers without a restart
             // and outbound traffic blocked for want of an audit trail resumes. (If the
             // failed write got part of a line out, that fragment stays.)
-            let mut fresh = open_current(&self.path).map_err(|_| write_err(first))?;
-            fresh
-                .file
-                .write_all(line)
-                .and_then(|_| fresh.file.flush())
-                .map_err(write_err)?;
+            let fresh = open_current(&self.path).map_err(|_| write_err(first))?;
+            (&fresh.file).write_all(line).map_err(write_err)?;
             *current = fresh;
         }
-        current.bytes += line.len() as u64;
+        current.bytes.fetch_add(len, Ordering::Relaxed);
         Ok(())
     }
 
-    fn due(&self, current: &Current, adding: u64) -> bool {
-        let by_size = self.rotation.max_bytes > 0
-            && current.bytes > 0
-            && current.bytes + adding > self.rotation.max_bytes;
-        let by_day =
-            self.rotation.daily && current.bytes > 0 && Utc::now().date_naive() != current.day;
+    /// Whether adding `adding` bytes to a file of `bytes` bytes must start a new file.
+    fn due(&self, current: &Current, bytes: u64, adding: u64) -> bool {
+        let by_size =
+            self.rotation.max_bytes > 0 && bytes > 0 && bytes + adding > self.rotation.max_bytes;
+        let by_day = self.rotation.daily && bytes > 0 && Utc::now().date_naive() != current.day;
         by_size || by_day
     }
 
@@ -468,7 +490,7 @@ fn open_current(path: &Path) -> Result<Current, AuditError> {
         .unwrap_or_else(|| Utc::now().date_naive());
     Ok(Current {
         file,
-        bytes: meta.len(),
+        bytes: std::sync::atomic::AtomicU64::new(meta.len()),
         day,
     })
 }

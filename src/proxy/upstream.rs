@@ -21,9 +21,12 @@ use tokio_rustls::TlsConnector;
 
 use super::inspect::UpstreamBody;
 
-/// Idle HTTP/1.1 connections kept per key.
+/// HTTP/1.1 connections kept per key and worker (idle, or finishing a response).
 const MAX_IDLE_PER_KEY: usize = 32;
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pool slots for workers 1..=IDLE_SLOTS; workers beyond share the last one (correct, just
+/// contended).
+const IDLE_SLOTS: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scheme {
@@ -114,8 +117,9 @@ pub struct UpstreamPool {
 struct PoolInner {
     tls: TlsConnector,
     connect_timeout: Duration,
-    /// Per worker (0: not on a worker).
-    idle: Mutex<HashMap<usize, Idle>>,
+    /// One slot per connection worker (slot 0: threads that are not workers), each with
+    /// its own lock, so workers never contend for the pool.
+    idle: Box<[Mutex<Idle>]>,
 }
 
 impl std::fmt::Debug for UpstreamPool {
@@ -182,9 +186,15 @@ impl UpstreamPool {
             inner: Arc::new(PoolInner {
                 tls: TlsConnector::from(Arc::new(config)),
                 connect_timeout: connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
-                idle: Mutex::new(HashMap::new()),
+                idle: (0..=IDLE_SLOTS).map(|_| Mutex::default()).collect(),
             }),
         })
+    }
+
+    /// The calling worker's idle connections.
+    fn slot(&self) -> std::sync::MutexGuard<'_, Idle> {
+        let i = super::workers::current_worker().min(IDLE_SLOTS);
+        self.inner.idle[i].lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A connection for `key`: a live idle one, or a new one.
@@ -197,9 +207,7 @@ impl UpstreamPool {
     }
 
     fn take_idle(&self, key: &PoolKey) -> Option<Sender> {
-        let worker = super::workers::current_worker();
-        let mut all = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let idle = all.get_mut(&worker)?;
+        let mut idle = self.slot();
         if let Some(h2) = idle.h2.get(key) {
             if h2.is_ready() {
                 return Some(Sender::H2(h2.clone()));
@@ -207,9 +215,15 @@ impl UpstreamPool {
             idle.h2.remove(key);
         }
         let list = idle.h1.get_mut(key)?;
-        while let Some(h1) = list.pop() {
-            if h1.is_ready() {
-                return Some(Sender::H1(h1));
+        // Newest first: the most recently used connection is the warmest. A connection
+        // still streaming its last response body stays for later; a closed one goes.
+        let mut i = list.len();
+        while i > 0 {
+            i -= 1;
+            if list[i].is_closed() {
+                list.swap_remove(i);
+            } else if list[i].is_ready() {
+                return Some(Sender::H1(list.swap_remove(i)));
             }
         }
         None
@@ -253,11 +267,7 @@ impl UpstreamPool {
                     tokio::spawn(async move {
                         let _ = conn.await;
                     });
-                    let mut all = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
-                    all.entry(super::workers::current_worker())
-                        .or_default()
-                        .h2
-                        .insert(key.clone(), sender.clone());
+                    self.slot().h2.insert(key.clone(), sender.clone());
                     Ok(Sender::H2(sender))
                 } else {
                     handshake_h1(TokioIo::new(tls)).await
@@ -278,18 +288,14 @@ impl UpstreamPool {
             Sender::H2(mut h2) => h2.send_request(request).await.map_err(exchange_error),
             Sender::H1(mut h1) => {
                 let response = h1.send_request(request).await.map_err(exchange_error)?;
-                let pool = self.clone();
-                let worker = super::workers::current_worker();
-                tokio::spawn(async move {
-                    // Ready again only after the response body was read to the end.
-                    if h1.ready().await.is_ok() {
-                        let mut all = pool.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
-                        let list = all.entry(worker).or_default().h1.entry(key).or_default();
-                        if list.len() < MAX_IDLE_PER_KEY {
-                            list.push(h1);
-                        }
-                    }
-                });
+                // Back in the pool at once, still busy: it becomes ready when the response
+                // body has been read to the end, and `take_idle` only hands out ready ones.
+                // (No task per request waiting for that moment.)
+                let mut idle = self.slot();
+                let list = idle.h1.entry(key).or_default();
+                if list.len() < MAX_IDLE_PER_KEY {
+                    list.push(h1);
+                }
                 Ok(response)
             }
         }
