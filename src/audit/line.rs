@@ -14,6 +14,40 @@ use super::{AuditEvent, ChujingFields, ErrorFields};
 use crate::classify::{DataClass, Finding};
 use crate::config::Mode;
 
+/// `2026-11-24T12:21:48.994Z`: what `to_rfc3339_opts(SecondsFormat::Millis, true)` writes,
+/// without the formatting machinery (every event carries one).
+pub(super) fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    use chrono::{Datelike, Timelike};
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        return t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    }
+    let mut b = [0u8; 24];
+    let mut put = |at: usize, width: usize, mut v: u32| {
+        for i in (0..width).rev() {
+            b[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, year as u32);
+    put(5, 2, t.month());
+    put(8, 2, t.day());
+    put(11, 2, t.hour());
+    put(14, 2, t.minute());
+    // A leap second shows as :60, as chrono writes it.
+    let nanos = t.nanosecond();
+    put(17, 2, t.second() + nanos / 1_000_000_000);
+    put(20, 3, (nanos % 1_000_000_000) / 1_000_000);
+    b[4] = b'-';
+    b[7] = b'-';
+    b[10] = b'T';
+    b[13] = b':';
+    b[16] = b':';
+    b[19] = b'.';
+    b[23] = b'Z';
+    String::from_utf8(b.to_vec()).expect("ASCII digits and separators")
+}
+
 /// Appends `event` as JSON (no newline) to `out`.
 pub(super) fn write_event(out: &mut Vec<u8>, e: &AuditEvent) {
     out.extend_from_slice(b"{\"@timestamp\":");
@@ -204,8 +238,21 @@ impl Digits {
 
 fn ip(out: &mut Vec<u8>, a: IpAddr) {
     out.push(b'"');
-    // Display of an address never needs escaping.
-    let _ = write!(out, "{a}");
+    match a {
+        // The common case, without the formatting machinery: four decimal octets.
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                number(out, u64::from(octet));
+            }
+        }
+        // Display of an address never needs escaping.
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
     out.push(b'"');
 }
 
@@ -223,8 +270,19 @@ fn string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        // Eight bytes at a time while none needs escaping (almost every field).
+        if i + 8 <= bytes.len() {
+            let word = u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
+            if !needs_escape(word) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
         if b >= 0x20 && b != b'"' && b != b'\\' {
+            i += 1;
             continue;
         }
         out.extend_from_slice(&bytes[start..i]);
@@ -243,10 +301,22 @@ fn string(out: &mut Vec<u8>, s: &str) {
                 out.push(HEX[usize::from(b & 0xf)]);
             }
         }
-        start = i + 1;
+        i += 1;
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// Whether any byte of `w` is a control character (< 0x20), a quote or a backslash (SWAR: the classic
+/// "has byte less than n" and "has zero byte" tests; bytes >= 0x80 never match).
+fn needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    (below_space | has_zero(w ^ (ONES * u64::from(b'"'))) | has_zero(w ^ (ONES * u64::from(b'\\'))))
+        != 0
 }
 
 #[cfg(test)]
@@ -264,7 +334,11 @@ mod tests {
             } else {
                 "forward"
             },
-            client: (variant != 3).then(|| "[2001:db8::7]:40000".parse().unwrap()),
+            client: match variant {
+                3 => None,
+                0 => Some("[2001:db8::7]:40000".parse().unwrap()),
+                _ => Some("10.0.255.7:40000".parse().unwrap()),
+            },
             method: "POST",
             scheme: "https",
             host: "api.example.de",
@@ -341,6 +415,52 @@ mod tests {
                 String::from_utf8_lossy(&serde),
                 "variant {variant}"
             );
+        }
+    }
+
+    #[test]
+    fn timestamp_is_what_chrono_writes() {
+        let base = chrono::DateTime::parse_from_rfc3339("2026-12-31T23:59:59.999999999Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        for step_ms in [
+            0i64,
+            1,
+            999,
+            1_000,
+            61_001,
+            86_400_000,
+            -400 * 86_400_000,
+            3_000_000_000_000,
+        ] {
+            let t = base + chrono::Duration::milliseconds(step_ms);
+            assert_eq!(
+                super::timestamp(t),
+                t.to_rfc3339_opts(SecondsFormat::Millis, true)
+            );
+        }
+        let now = Utc::now();
+        assert_eq!(
+            super::timestamp(now),
+            now.to_rfc3339_opts(SecondsFormat::Millis, true)
+        );
+    }
+
+    #[test]
+    fn escapes_at_every_position_of_a_long_string() {
+        // The eight-byte fast path must not skip a byte that needs escaping, wherever it is.
+        for special in ["\"", "\\", "\n", "\u{1}", "\u{1f}", "中"] {
+            for pos in 0..24 {
+                let mut s = "abcdefghijklmnopqrstuvwx".to_string();
+                s.insert_str(pos, special);
+                let mut fast = Vec::new();
+                super::string(&mut fast, &s);
+                assert_eq!(
+                    fast,
+                    serde_json::to_vec(&s).unwrap(),
+                    "{special:?} at {pos}"
+                );
+            }
         }
     }
 

@@ -200,7 +200,7 @@ impl AuditEvent {
         let sensitive_subjects =
             report.map_or(0, |r| r.subjects.iter().filter(|s| s.sensitive).count());
         AuditEvent {
-            timestamp: now.to_rfc3339_opts(SecondsFormat::Millis, true),
+            timestamp: line::timestamp(now),
             event: EventFields {
                 kind: "event",
                 category: ["network"],

@@ -49,6 +49,25 @@ use status::Health;
 use target::{Route, RouteError};
 use upstream::{UpstreamError, UpstreamPool, UpstreamTlsError};
 
+/// `{prefix:08x}{n:012x}` (lowercase hex, 20 characters), written without `format!`: one per
+/// request.
+fn request_id(prefix: u32, n: u64) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut b = [0u8; 20];
+    for (i, slot) in b[..8].iter_mut().enumerate() {
+        *slot = HEX[((prefix >> (28 - 4 * i)) & 0xf) as usize];
+    }
+    // Twelve hex digits: the counter's low 48 bits (as `{:012x}` prints any value that fits).
+    let wide = n >= 1 << 48;
+    if wide {
+        return format!("{prefix:08x}{n:012x}");
+    }
+    for (i, slot) in b[8..].iter_mut().enumerate() {
+        *slot = HEX[((n >> (44 - 4 * i)) & 0xf) as usize];
+    }
+    String::from_utf8(b.to_vec()).expect("hex digits are ASCII")
+}
+
 /// Why the proxy could not start (or a reload was refused).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -245,7 +264,7 @@ impl Proxy {
 
     fn next_request_id(&self) -> String {
         let n = self.id_counter.fetch_add(1, Ordering::Relaxed);
-        format!("{:08x}{:012x}", self.id_prefix, n)
+        request_id(self.id_prefix, n)
     }
 
     /// Writes an audit event for an outbound decision (domestic only when configured).
@@ -737,4 +756,23 @@ pub async fn start_with_audit(
     let listeners = bind(&runtime.loaded.config.listeners).await?;
     let proxy = Proxy::with_audit(runtime, audit)?;
     Ok((proxy, listeners))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn request_id_is_prefix_and_counter_in_fixed_width_hex() {
+        for (prefix, n) in [
+            (0u32, 0u64),
+            (0xaed0_b268, 0x1_1996),
+            (u32::MAX, (1 << 48) - 1),
+            (0x0000_00ff, 1 << 48),
+            (7, u64::MAX),
+        ] {
+            assert_eq!(
+                super::request_id(prefix, n),
+                format!("{prefix:08x}{n:012x}")
+            );
+        }
+    }
 }
