@@ -4,7 +4,7 @@
 use http::header::{self, HeaderMap, HeaderName};
 
 /// Always connection-specific. `TE` is handled apart (HTTP/2 allows `TE: trailers`).
-const HOP_BY_HOP: [HeaderName; 7] = [
+static HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     header::TRANSFER_ENCODING,
     header::UPGRADE,

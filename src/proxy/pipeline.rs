@@ -45,7 +45,7 @@ pub struct ConnInfo {
 }
 
 /// Header values never scanned: they describe framing, not people.
-const UNSCANNED_HEADERS: [header::HeaderName; 6] = [
+static UNSCANNED_HEADERS: [header::HeaderName; 6] = [
     header::HOST,
     header::CONTENT_LENGTH,
     header::CONTENT_TYPE,

@@ -202,7 +202,10 @@ impl UpstreamPool {
         if let Some(sender) = self.take_idle(&key) {
             return Ok(Checkout { key, sender });
         }
-        let sender = self.connect(&key).await?;
+        // Boxed: connecting (TCP, TLS, the HTTP/2 handshake) is a ~7.7 KiB future, and it
+        // would otherwise sit inline in every request's future, to be moved with it, although
+        // most requests reuse a pooled connection.
+        let sender = Box::pin(self.connect(&key)).await?;
         Ok(Checkout { key, sender })
     }
 
