@@ -157,14 +157,8 @@ fn chujing(out: &mut Vec<u8>, c: &ChujingFields) {
     out.extend_from_slice(b",\"policy_hash\":");
     string(out, &c.policy_hash);
     if !c.explanation.is_empty() {
-        out.extend_from_slice(b",\"explanation\":[");
-        for (i, line) in c.explanation.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            string(out, line);
-        }
-        out.push(b']');
+        out.extend_from_slice(b",\"explanation\":");
+        string_array(out, &c.explanation);
     }
     out.push(b'}');
 }
@@ -177,14 +171,8 @@ fn finding(out: &mut Vec<u8>, f: &Finding) {
     out.extend_from_slice(b",\"count\":");
     number(out, f.count);
     if !f.samples.is_empty() {
-        out.extend_from_slice(b",\"samples\":[");
-        for (i, s) in f.samples.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            string(out, s);
-        }
-        out.push(b']');
+        out.extend_from_slice(b",\"samples\":");
+        string_array(out, &f.samples);
     }
     out.push(b'}');
 }
@@ -254,6 +242,17 @@ fn ip(out: &mut Vec<u8>, a: IpAddr) {
         }
     }
     out.push(b'"');
+}
+
+fn string_array(out: &mut Vec<u8>, items: &[String]) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, item);
+    }
+    out.push(b']');
 }
 
 fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
