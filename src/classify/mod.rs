@@ -139,7 +139,7 @@ pub struct Finding {
     pub samples: Vec<String>,
 }
 
-/// One distinct individual named by a payload: a keyed hash (BLAKE3, keyed) of their
+/// One distinct individual named by a payload: a keyed hash (SipHash-2-4, 128-bit) of their
 /// strongest identifier, and whether sensitive PI about them was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Subject {

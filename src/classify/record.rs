@@ -1,7 +1,7 @@
 //! Accumulation of one payload's results: per-category counts and masked samples, and the
 //! grouping of identifiers into individuals (`subjects`). Raw identifiers are held only for
 //! the open record (to hash its strongest identifier when the record closes) and never leave
-//! this module; what leaves is a masked sample or a keyed BLAKE3 hash.
+//! this module; what leaves is a masked sample or a keyed SipHash-2-4 (128-bit) hash.
 
 use super::{Category, DataClass, Finding, Subject};
 
@@ -69,7 +69,8 @@ pub struct Recorder {
     pending_sensitive: bool,
     /// A health keyword seen in the current record before any identifier.
     pending_health: Option<usize>,
-    hash_key: [u8; 32],
+    /// SipHash key: the first 16 bytes of the configured 32-byte hash key.
+    sip_key: [u8; 16],
     pub version: u64,
     /// JSON brace depth, tracked over the normalized stream for record boundaries.
     pub depth: i32,
@@ -93,7 +94,7 @@ impl Recorder {
             },
             pending_sensitive: false,
             pending_health: None,
-            hash_key,
+            sip_key: hash_key[..16].try_into().expect("16 of 32 bytes"),
             version: 0,
             depth: 0,
             lines_are_records: true,
@@ -155,7 +156,7 @@ impl Recorder {
         if self.group.is_open() {
             let key = self.key_of_group();
             self.subjects.push((key, self.group.sensitive));
-            if self.subjects.len() >= 2 * self.compacted.max(512) {
+            if self.subjects.len() >= 2 * self.compacted.max(COMPACT_MIN) {
                 compact(&mut self.subjects);
                 self.compacted = self.subjects.len();
             }
@@ -168,11 +169,22 @@ impl Recorder {
         self.pending_health = None;
     }
 
+    /// Keyed SipHash-2-4 with 128-bit output over the normalized strongest identifier.
+    ///
+    /// Why this is safe for pseudonymizing identifiers: an ID number or mobile has little
+    /// entropy (an attacker can enumerate every mobile in minutes), so an unkeyed or
+    /// public-keyed hash would be reversible by brute force. What protects the identifier is
+    /// the secret key: SipHash-2-4 is a keyed PRF with a 128-bit key (the first 16 bytes of
+    /// `classification.hash_key`, random 32 bytes), so without the key its output is
+    /// indistinguishable from random and cannot be recomputed for guessed identifiers; with
+    /// 128-bit output, collisions between distinct individuals are negligible (birthday
+    /// bound 2^64). It is about five times cheaper than keyed BLAKE3 on 11-18 byte inputs,
+    /// which matters at one hash per record in bulk exports.
     fn key_of_group(&self) -> u128 {
-        let h = blake3::keyed_hash(&self.hash_key, &self.group.strongest_value);
-        let mut k = [0u8; 16];
-        k.copy_from_slice(&h.as_bytes()[..16]);
-        u128::from_be_bytes(k)
+        use siphasher::sip128::{Hasher128, SipHasher24};
+        let mut h = SipHasher24::new_with_key(&self.sip_key);
+        std::hash::Hasher::write(&mut h, &self.group.strongest_value);
+        h.finish128().as_u128()
     }
 
     /// A health keyword with a value in the current record: health PI when the record names
@@ -282,6 +294,11 @@ impl Recorder {
             .collect()
     }
 }
+
+/// Records committed before the first compaction (32 bytes each: 512 KiB): typical payloads
+/// never compact before the final sort; a bulk export repeating the same people stays
+/// bounded.
+const COMPACT_MIN: usize = 16 * 1024;
 
 /// Sorts by key and merges duplicates (sensitive if any occurrence was).
 ///
