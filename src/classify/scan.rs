@@ -1,6 +1,6 @@
 //! The hot loop: a window over the normalized stream, searched for candidate tokens (digit
-//! runs, `@`, base64 values) eight or more bytes at a time, each candidate dispatched by length and shape to the
-//! validators. The window is allocated once per scanner; after each pass only a small tail
+//! runs, `@`, base64 values) eight or more bytes at a time, each candidate dispatched by
+//! length and shape to the validators (base64 values to a nested window, see `b64`). The window is allocated once per scanner; after each pass only a small tail
 //! (the candidate that may continue in the next chunk plus [`CONTEXT`] bytes of look-behind
 //! for prefixes and keywords) is kept, so memory is constant and a value split at any byte is
 //! found exactly once.
