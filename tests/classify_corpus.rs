@@ -1,6 +1,6 @@
 //! Labelled-corpus test for the classifier: per-category precision and recall ≥ 0.99 over
-//! generated realistic payloads (JSON batches, forms, CSV exports, Chinese prose, gzip), and
-//! every sample split at every byte offset gives the same report.
+//! generated realistic payloads (JSON batches, forms, CSV exports, Chinese prose, gzip, base64
+//! field values), and every sample split at every byte offset gives the same report.
 
 #[path = "corpus/gen.rs"]
 mod gen;

@@ -369,11 +369,9 @@ async fn identifier_split_across_chunks_one_byte_at_a_time_is_blocked() {
     w.still_serving().await;
 }
 
-/// A base64-encoded field value hides the digits from every detector that reads text.
-/// The classifier does not decode base64 yet (owned by the classifier work); this test
-/// records the gap and turns green once it does.
+/// A base64-encoded field value hides the digits from every detector that reads text: the
+/// classifier decodes base64 values and scans what they carry.
 #[tokio::test]
-#[ignore = "classifier does not decode base64 field values yet"]
 async fn base64_field_value_is_blocked() {
     let w = world("").await;
     let id = ids::adult();

@@ -257,6 +257,69 @@ fn cp3(b: &[u8]) -> Option<char> {
     )
 }
 
+const ADMIN: u8 = 1;
+const GRAMMAR: u8 = 2;
+/// `号`: street grammar and a house number at once.
+const HAO: u8 = 3;
+
+/// Characters that make an address: administrative suffixes, street grammar, `号`.
+const ADDR_CHARS: [(char, u8); 20] = [
+    ('省', ADMIN),
+    ('市', ADMIN),
+    ('区', ADMIN),
+    ('县', ADMIN),
+    ('州', ADMIN),
+    ('镇', ADMIN),
+    ('乡', ADMIN),
+    ('号', HAO),
+    ('路', GRAMMAR),
+    ('街', GRAMMAR),
+    ('道', GRAMMAR),
+    ('栋', GRAMMAR),
+    ('幢', GRAMMAR),
+    ('室', GRAMMAR),
+    ('弄', GRAMMAR),
+    ('巷', GRAMMAR),
+    ('村', GRAMMAR),
+    ('楼', GRAMMAR),
+    ('厦', GRAMMAR),
+    ('胡', GRAMMAR),
+];
+
+/// Multiplier of a collision-free multiplicative hash of [`ADDR_CHARS`] into 64 slots
+/// (checked when the table is built).
+const ADDR_MUL: u32 = 0x9E37_7A39;
+
+/// Slot → `code point << 2 | class` (0: empty).
+static ADDR_TABLE: [u32; 64] = {
+    let mut t = [0u32; 64];
+    let mut i = 0;
+    while i < ADDR_CHARS.len() {
+        let (c, class) = ADDR_CHARS[i];
+        let slot = ((c as u32).wrapping_mul(ADDR_MUL) >> 26) as usize;
+        assert!(
+            t[slot] == 0,
+            "address character hash collision: pick another ADDR_MUL"
+        );
+        t[slot] = (c as u32) << 2 | class as u32;
+        i += 1;
+    }
+    t
+};
+
+/// Class of the CJK character `b` (three bytes, `is_cjk`): a table probe instead of a chain
+/// of comparisons, as addresses are scanned character by character.
+#[inline(always)]
+fn addr_class(b: &[u8]) -> u8 {
+    let cp = u32::from(b[0] & 0x0F) << 12 | u32::from(b[1] & 0x3F) << 6 | u32::from(b[2] & 0x3F);
+    let e = ADDR_TABLE[(cp.wrapping_mul(ADDR_MUL) >> 26) as usize];
+    if e >> 2 == cp {
+        (e & 3) as u8
+    } else {
+        0
+    }
+}
+
 /// A mainland address value at `buf[i..]` (up to a delimiter): an administrative suffix
 /// (省 市 区 县 州 镇 乡) or a province name, a street-grammar character (路 街 道 号 栋 …), and
 /// a house number. One pass over the bytes; the province list is only consulted when no
@@ -267,26 +330,27 @@ pub fn address(buf: &[u8], i: usize) -> Option<usize> {
     let limit = (i + 240).min(buf.len());
     while j < limit {
         let b = buf[j];
-        if matches!(
-            b,
-            b'"' | b'\n' | b'\r' | b'&' | b'<' | b'\\' | b',' | b';' | b'|'
-        ) {
-            break;
+        if b < 0x80 {
+            if matches!(
+                b,
+                b'"' | b'\n' | b'\r' | b'&' | b'<' | b'\\' | b',' | b';' | b'|'
+            ) {
+                break;
+            }
+            number |= b.is_ascii_digit();
+            chars += 1;
+            j += 1;
+            continue;
         }
         chars += 1;
-        if b.is_ascii_digit() {
-            number = true;
-        } else if j + 3 <= buf.len() && is_cjk(&buf[j..j + 3]) {
-            match cp3(&buf[j..j + 3]) {
-                Some('省' | '市' | '区' | '县' | '州' | '镇' | '乡') => admin = true,
-                Some('号') => {
+        if j + 3 <= buf.len() && is_cjk(&buf[j..j + 3]) {
+            match addr_class(&buf[j..j + 3]) {
+                ADMIN => admin = true,
+                HAO => {
                     grammar = true;
                     number = true;
                 }
-                Some(
-                    '路' | '街' | '道' | '栋' | '幢' | '室' | '弄' | '巷' | '村' | '楼' | '厦'
-                    | '胡',
-                ) => grammar = true,
+                GRAMMAR => grammar = true,
                 _ => {}
             }
             j += 3;

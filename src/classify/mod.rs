@@ -8,14 +8,16 @@
 //! `decode` (Content-Encoding gzip/deflate/br, bomb and size limits) → `normalize` (JSON
 //! `\u` escapes, percent-encoding, `+` in forms, full-width digits) → `scan` (a fixed window:
 //! a keyword pass with one Aho-Corasick automaton, then a candidate pass — `@` by memchr,
-//! four-digit runs by a strided search — dispatching by run length and shape to `validate`)
-//! → `record` (counts, masked samples, records grouped into keyed-hash subjects). `custom`
+//! four-digit runs by a strided search — dispatching by run length and shape to `validate`;
+//! base64 field values found by `b64` are decoded in stream order into a nested window that
+//! runs the same detectors) → `record` (counts, masked samples, records grouped into keyed-hash subjects). `custom`
 //! compiles the security team's `[[detector]]` entries; `keywords` holds the keyword lists,
 //! surnames and gazetteer.
 //!
 //! INTERFACE CONTRACT (used by policy, proxy, audit, CLI): the public items below keep their
 //! names and signatures; internals are free to change.
 
+mod b64;
 mod custom;
 mod decode;
 mod keywords;
@@ -137,7 +139,7 @@ pub struct Finding {
     pub samples: Vec<String>,
 }
 
-/// One distinct individual named by a payload: a keyed hash (BLAKE3, keyed) of their
+/// One distinct individual named by a payload: a keyed hash (SipHash-2-4, 128-bit) of their
 /// strongest identifier, and whether sensitive PI about them was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Subject {

@@ -1,6 +1,6 @@
 //! The hot loop: a window over the normalized stream, searched for candidate tokens (digit
-//! runs, `@`) eight bytes at a time, each candidate dispatched by length and shape to the
-//! validators. The window is allocated once per scanner; after each pass only a small tail
+//! runs, `@`, base64 values) eight or more bytes at a time, each candidate dispatched by
+//! length and shape to the validators (base64 values to a nested window, see `b64`). The window is allocated once per scanner; after each pass only a small tail
 //! (the candidate that may continue in the next chunk plus [`CONTEXT`] bytes of look-behind
 //! for prefixes and keywords) is kept, so memory is constant and a value split at any byte is
 //! found exactly once.
@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use chrono::NaiveDate;
 use memchr::memmem;
 
+use super::b64::{self, B64};
 use super::keywords::{self, Kw};
 use super::record::{mask_email, mask_keep, Recorder, Strong};
 use super::validate;
@@ -59,10 +60,21 @@ pub struct Window {
     /// End (stream offset) of the last location pair, so `lat` and `lng` keys of one pair
     /// count once.
     loc_until: u64,
+    /// Base64 value decoding; `None` in the nested window that scans decoded values (one
+    /// level deep).
+    b64: Option<B64>,
 }
 
 impl Window {
+    /// A window over a payload or fragment, decoding base64 field values.
     pub fn new() -> Window {
+        let mut w = Window::plain();
+        w.b64 = Some(B64::new());
+        w
+    }
+
+    /// A window that does not decode base64 (the nested scan of a decoded value).
+    pub fn plain() -> Window {
         Window {
             buf: Vec::with_capacity(CAP),
             scan_from: 0,
@@ -74,6 +86,7 @@ impl Window {
             base: 0,
             events: VecDeque::with_capacity(16),
             loc_until: 0,
+            b64: None,
         }
     }
 
@@ -97,6 +110,9 @@ impl Window {
             kw_next: self.kw_next,
             floor: 0,
             next_at: 0,
+            b64: self.b64.as_mut(),
+            b64_next: 0,
+            b64_run: (0, 0, 0),
         };
         let (kw_resume, kw_block) = s.keywords(self.kw_from);
         let rx_resume = s.custom_regex(self.rx_from);
@@ -117,7 +133,12 @@ impl Window {
         self.struct_pos = s.struct_pos;
         self.loc_until = s.loc_until;
         self.kw_next = s.kw_next;
+        let b64_resume = self.b64.as_ref().map_or(usize::MAX, |b| b.from);
         if eof {
+            if let Some(b) = self.b64.as_mut() {
+                b.from = 0;
+                b.active = false;
+            }
             self.base += self.buf.len() as u64;
             self.buf.clear();
             self.scan_from = 0;
@@ -127,13 +148,20 @@ impl Window {
             self.long_run = false;
             return;
         }
-        let keep_from = resume.min(kw_resume).min(rx_resume).saturating_sub(CONTEXT);
+        let keep_from = resume
+            .min(kw_resume)
+            .min(rx_resume)
+            .min(b64_resume)
+            .saturating_sub(CONTEXT);
         self.buf.drain(..keep_from);
         self.base += keep_from as u64;
         self.scan_from = resume - keep_from;
         self.kw_from = kw_resume - keep_from;
         self.rx_from = rx_resume - keep_from;
         self.struct_pos -= keep_from;
+        if let Some(b) = self.b64.as_mut() {
+            b.from -= keep_from;
+        }
     }
 }
 
@@ -161,6 +189,13 @@ struct Pass<'a> {
     floor: usize,
     /// Position of the next `@` at or after the scan position (`buf.len()` if none).
     next_at: usize,
+    /// Base64 decoding state (`None` in a nested window).
+    b64: Option<&'a mut B64>,
+    /// Start of the next base64 run to act on (`buf.len()` if none in this pass).
+    b64_next: usize,
+    /// That run: start, end of its alphabet characters, end of its padding (`usize::MAX`
+    /// for a long run, decided on its prefix).
+    b64_run: (usize, usize, usize),
 }
 
 /// First index in `[i, lim)` where four ASCII digits in a row start (every identifier has
@@ -283,13 +318,23 @@ impl Pass<'_> {
         let len = self.buf.len();
         self.floor = i;
         self.next_at = memchr::memchr(b'@', &self.buf[i.min(len)..]).map_or(len, |p| i + p);
+        self.b64_next = self.b64_first();
         loop {
             // `@` by SIMD memchr (rare in most payloads, so its position is cached), digit
             // runs by the strided search up to it.
             if self.next_at < i {
                 self.next_at = memchr::memchr(b'@', &self.buf[i..]).map_or(len, |p| i + p);
             }
-            i = next_run4(self.buf, i, self.next_at).unwrap_or(self.next_at);
+            let lim = self.next_at.min(self.b64_next);
+            let c = next_run4(self.buf, i, lim).unwrap_or(lim);
+            if c == self.b64_next && c < len {
+                // A base64 value, handled in stream order so what it hides lands in its
+                // record; its characters are still searched for digit runs afterwards (the
+                // candidate position `i` does not move).
+                self.b64_next = self.b64_step();
+                continue;
+            }
+            i = c;
             if i >= len {
                 if self.eof {
                     return (len, false);
@@ -322,6 +367,186 @@ impl Pass<'_> {
                 Step::LongToEnd => return (len, true),
             }
         }
+    }
+
+    /// Where base64 work starts in this pass: the active long run's next character, or the
+    /// first run found from the saved search position.
+    fn b64_first(&mut self) -> usize {
+        match self.b64.as_deref() {
+            None => self.buf.len(),
+            Some(b) if b.active => b.from,
+            Some(_) => self.b64_find(),
+        }
+    }
+
+    /// Searches from the saved position for the next run to act on: returns its start (and
+    /// sets `b64_run`), or `buf.len()` after saving where the next pass must search again (a
+    /// short run that may continue past the window is held whole).
+    fn b64_find(&mut self) -> usize {
+        let buf = self.buf;
+        let len = buf.len();
+        let eof = self.eof;
+        let Some(b) = self.b64.as_deref_mut() else {
+            return len;
+        };
+        let mut i = b.from;
+        loop {
+            let Some((s, e)) = b64::next_run(buf, i, len) else {
+                b.from = len;
+                return len;
+            };
+            let open = e == len && !eof;
+            // `s == 0` only at the start of the stream or of a fragment: the window keeps
+            // context before every resume point.
+            let left_ok = s == 0 || b64::is_delimiter(buf[s - 1]);
+            let n = e - s;
+            if !left_ok {
+                // Part of a longer token (`a.b64`, a JWT segment) or the rest of a run
+                // decided before: skipped whole.
+                i = e;
+                if open {
+                    b.from = len;
+                    return len;
+                }
+                continue;
+            }
+            if n >= b64::HOLD {
+                b.from = s;
+                self.b64_run = (s, e, usize::MAX);
+                return s;
+            }
+            let mut p = e;
+            while p < len && p - e < 2 && buf[p] == b'=' {
+                p += 1;
+            }
+            if p == len && !eof {
+                // The value's end (padding, delimiter) has not arrived: hold it.
+                b.from = s;
+                return len;
+            }
+            if n < b64::MIN_RUN {
+                i = e;
+                continue;
+            }
+            b.from = s;
+            self.b64_run = (s, e, p);
+            return s;
+        }
+    }
+
+    /// Acts on the run at `b64_next` (a short value, the start of a long one, or the active
+    /// long run's next piece) and returns the next place to act on.
+    fn b64_step(&mut self) -> usize {
+        let active = self.b64.as_deref().is_some_and(|b| b.active);
+        if active {
+            return self.b64_continue();
+        }
+        let (s, e, p) = self.b64_run;
+        if p == usize::MAX {
+            return self.b64_long(s, e);
+        }
+        self.b64_short(s, e, p);
+        self.b64_find()
+    }
+
+    /// A run shorter than [`b64::HOLD`], complete with its padding and the byte after it.
+    fn b64_short(&mut self, s: usize, e: usize, p: usize) {
+        let buf = self.buf;
+        let (det, today) = (self.det, self.today);
+        let b = self.b64.as_deref_mut().expect("base64 state");
+        b.from = p;
+        let n = e - s;
+        let pad = p - e;
+        let right_ok = buf
+            .get(p)
+            .is_none_or(|&c| c != b'=' && b64::is_delimiter(c));
+        let valid = n % 4 != 1
+            && (pad == 0 || (n + pad) % 4 == 0)
+            && right_ok
+            && b64::plausible(&buf[s..e]);
+        if !valid {
+            return;
+        }
+        let sub = b.sub();
+        sub.dec.clear();
+        b64::decode_into(&buf[s..e], &mut sub.dec);
+        if !b64::is_text(&sub.dec) {
+            return;
+        }
+        self.advance(s);
+        let sub = self.b64.as_deref_mut().expect("base64 state").sub();
+        sub.depth = self.rec.depth;
+        sub_feed_dec(sub, det, today, self.rec);
+        sub_finish(sub, det, today, self.rec);
+    }
+
+    /// A run of at least [`b64::HOLD`] characters: decided on its first `HOLD` characters,
+    /// then decoded piece by piece as it arrives.
+    fn b64_long(&mut self, s: usize, e: usize) -> usize {
+        let buf = self.buf;
+        let len = buf.len();
+        let (det, today) = (self.det, self.today);
+        let b = self.b64.as_deref_mut().expect("base64 state");
+        let head = &buf[s..s + b64::HOLD];
+        let sub = b.sub();
+        sub.dec.clear();
+        let text = b64::plausible(head) && {
+            b64::decode_into(head, &mut sub.dec);
+            b64::is_text(&sub.dec)
+        };
+        if !text {
+            // Binary (a file, a key, compressed data): skip the rest of the run, here and
+            // in later windows (its continuation has no delimiter before it).
+            b.from = if e == len && !self.eof { len } else { e };
+            return self.b64_find_after_skip();
+        }
+        b.from = s + b64::HOLD;
+        b.active = true;
+        self.advance(s);
+        let sub = self.b64.as_deref_mut().expect("base64 state").sub();
+        sub.depth = self.rec.depth;
+        sub_feed_dec(sub, det, today, self.rec);
+        self.b64_continue()
+    }
+
+    /// After skipping a run: search on unless the skip reached the window end.
+    fn b64_find_after_skip(&mut self) -> usize {
+        let len = self.buf.len();
+        if self.b64.as_deref().is_some_and(|b| b.from >= len) {
+            return len;
+        }
+        self.b64_find()
+    }
+
+    /// Decodes the active long run from `from` up to its end or the window end (whole
+    /// quads only; the last 0-3 characters wait for the next pass unless the run ended).
+    fn b64_continue(&mut self) -> usize {
+        let buf = self.buf;
+        let len = buf.len();
+        let (det, today) = (self.det, self.today);
+        let eof = self.eof;
+        let b = self.b64.as_deref_mut().expect("base64 state");
+        let from = b.from;
+        let mut j = from;
+        while j < len && b64::is_alpha(buf[j]) {
+            j += 1;
+        }
+        let ended = j < len || eof;
+        let take = if ended { j - from } else { (j - from) / 4 * 4 };
+        let sub = b.sub();
+        for piece in buf[from..from + take].chunks(b64::PIECE) {
+            sub.dec.clear();
+            b64::decode_into(piece, &mut sub.dec);
+            sub_feed_dec(sub, det, today, self.rec);
+        }
+        if !ended {
+            b.from = from + take;
+            return len;
+        }
+        sub_finish(sub, det, today, self.rec);
+        b.from = j;
+        b.active = false;
+        self.b64_find()
     }
 
     /// Feed record structure up to `pos` to the recorder (before attributing a hit at `pos`),
@@ -919,6 +1144,26 @@ impl Pass<'_> {
             None => false,
         }
     }
+}
+
+/// Scans `sub.dec` (decoded bytes of a base64 value) in the nested window.
+fn sub_feed_dec(sub: &mut b64::Sub, det: &Detectors, today: NaiveDate, rec: &mut Recorder) {
+    let b64::Sub { win, norm, dec, .. } = sub;
+    let mut rest = &dec[..];
+    while !rest.is_empty() {
+        let room = win.room();
+        let used = norm.run(rest, &mut win.buf, room);
+        rest = &rest[used..];
+        win.pass(det, today, rec, false);
+    }
+}
+
+/// End of a decoded value: flush the nested window and restore the outer record depth.
+fn sub_finish(sub: &mut b64::Sub, det: &Detectors, today: NaiveDate, rec: &mut Recorder) {
+    sub.norm.finish(&mut sub.win.buf);
+    sub.win.pass(det, today, rec, true);
+    sub.norm = super::normalize::Normalizer::new(super::normalize::Mode::Text);
+    rec.depth = sub.depth;
 }
 
 /// Masked sample of a custom detector's match: the ends of long values only.

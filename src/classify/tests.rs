@@ -609,3 +609,276 @@ fn accumulator_indices_match_builtin_order() {
     }
     assert_eq!(cat::CUSTOM_BASE, Category::BUILTIN.len());
 }
+
+// ---------------------------------------------------------------- base64 field values
+
+/// Reference encoder (standard or URL-safe alphabet, with or without padding).
+fn b64(data: &[u8], url: bool, pad: bool) -> String {
+    let t: &[u8; 64] = if url {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(t[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else if pad {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Deterministic pseudo-random bytes (xorshift), for binary hard negatives.
+fn noise(seed: u64, n: usize) -> Vec<u8> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 24) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn base64_values_are_decoded_and_scanned() {
+    let a = id(110105, 1990, 3, 7, 123);
+    let rec = format!(r#"{{"idno":"{a}","tel":"13812345678","card":"6222020200112233445"}}"#);
+    let want_card = super::validate::bank_card(b"6222020200112233445");
+    for (url, pad) in [(false, true), (false, false), (true, false), (true, true)] {
+        let v = b64(rec.as_bytes(), url, pad);
+        let r = scan(&format!(r#"{{"user":"u1","payload":"{v}"}}"#));
+        assert_eq!(count(&r, "cn_resident_id"), 1, "url {url} pad {pad}");
+        assert_eq!(count(&r, "cn_mobile"), 1, "url {url} pad {pad}");
+        assert_eq!(count(&r, "bank_card"), u64::from(want_card));
+        assert_eq!(r.subjects.len(), 1, "one person in one record");
+        assert!(!format!("{r:?}").contains(&a), "raw ID leaked");
+    }
+    // A value that is only an identifier, in a form (`=`/`&` delimited, `+` percent-encoded),
+    // in text after `:` and at the very start and end of the payload.
+    let v = b64(format!("id {a} ok").as_bytes(), false, true);
+    let pct = v
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
+    let r = scan_with(
+        options(),
+        Some("application/x-www-form-urlencoded"),
+        format!("x=1&blob={pct}&y=2").as_bytes(),
+    );
+    assert_eq!(count(&r, "cn_resident_id"), 1);
+    assert_eq!(count(&scan(&format!("token: {v}\n")), "cn_resident_id"), 1);
+    assert_eq!(count(&scan(&v), "cn_resident_id"), 1);
+    // JSON-escaped `/` in the value is normalized before the search.
+    let esc = b64(format!("??>{a}>").as_bytes(), false, true).replace('/', "\\/");
+    assert_eq!(
+        count(&scan(&format!(r#"{{"p":"{esc}"}}"#)), "cn_resident_id"),
+        1
+    );
+    // Fragments (URL query, header values) too.
+    let c = Arc::new(Classifier::new(options()).unwrap());
+    let mut s = c.scanner(ctx(None, None));
+    s.feed_fragment(format!("/api?d={}", b64(a.as_bytes(), true, false)).as_bytes());
+    assert_eq!(count(&s.finish(), "cn_resident_id"), 1);
+}
+
+#[test]
+fn base64_hard_negatives() {
+    let a = id(110105, 1990, 3, 7, 123);
+    let mut bad = a.clone().into_bytes();
+    bad[17] = if bad[17] == b'1' { b'2' } else { b'1' };
+    let bad = String::from_utf8(bad).unwrap();
+    let random = b64(&noise(7, 48), false, true);
+    let negatives = [
+        // Hex digests and UUIDs: hex-only runs are not decoded.
+        "d41d8cd98f00b204e9800998ecf8427e".to_owned(),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".to_owned(),
+        "3f2a9c1e-7b4d-4e8a-9c2f-1a2b3c4d5e6f".to_owned(),
+        // Base64 digests, keys and random tokens decode to binary.
+        "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=".to_owned(),
+        random.clone(),
+        b64(&noise(11, 300), true, false),
+        // A JWT: dot-separated segments are not values on their own.
+        format!(
+            "eyJhbGciOiJIUzI1NiJ9.{}.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+            b64(format!(r#"{{"sub":"{a}"}}"#).as_bytes(), true, false)
+        ),
+        // A record whose ID has a wrong check digit, and long digit runs.
+        b64(format!(r#"{{"idno":"{bad}"}}"#).as_bytes(), false, true),
+        "62220202001122334456222020200112".to_owned(),
+        // Identifiers and words made of the alphabet.
+        "very_long_snake_case_identifier_name".to_owned(),
+        "/static/js/app/vendor/bundle".to_owned(),
+    ];
+    for v in &negatives {
+        let r = scan(&format!(r#"{{"v":"{v}","w":"{v}"}}"#));
+        assert!(r.findings.is_empty(), "{v}: {:?}", r.findings);
+    }
+    // Not delimited like a value: part of a longer token.
+    let v = b64(format!("{{\"idno\":\"{a}\"}}").as_bytes(), false, false);
+    assert!(scan(&format!("x.{v}.y")).findings.is_empty());
+    assert!(scan(&format!("\"{v}@example\"")).findings.is_empty());
+}
+
+/// A record in base64 inside a JSON batch: every split finds the same, and the decoded
+/// identifiers join the record the value sits in.
+fn base64_payload() -> String {
+    let a = id(110105, 1990, 3, 7, 123);
+    let b = id(440305, 1985, 11, 2, 77);
+    let inner = format!(r#"{{"idno":"{b}","tel":"139 1234 5678","mail":"li@example.cn"}}"#);
+    format!(
+        r#"[{{"idno":"{a}","blob":"{}"}},{{"n":1,"data":"{}","trace":"3f2a9c1e-7b4d-4e8a-9c2f-1a2b3c4d5e6f"}}]"#,
+        b64(b"not personal, just a note", false, true),
+        b64(inner.as_bytes(), true, false)
+    )
+}
+
+#[test]
+fn base64_every_split_finds_the_same() {
+    let body = base64_payload();
+    let whole = scan(&body);
+    assert_eq!(count(&whole, "cn_resident_id"), 2, "{:?}", whole.findings);
+    assert_eq!(count(&whole, "cn_mobile"), 1);
+    assert_eq!(count(&whole, "email"), 1);
+    assert_eq!(whole.subjects.len(), 2);
+    let c = Arc::new(Classifier::new(options()).unwrap());
+    let b = body.as_bytes();
+    for cut in 0..=b.len() {
+        let mut s = c.scanner(ctx(None, None));
+        s.feed(&b[..cut]);
+        s.feed(&b[cut..]);
+        assert_eq!(s.finish(), whole, "cut at {cut}");
+    }
+    let mut s = c.scanner(ctx(None, None));
+    for byte in b.chunks(1) {
+        s.feed(byte);
+    }
+    assert_eq!(s.finish(), whole, "byte at a time");
+}
+
+/// Values longer than the hold limit and the window: decided on their prefix, decoded in
+/// pieces, identifiers at any depth found once whatever the chunking; binary ones skipped.
+#[test]
+fn base64_long_values_stream() {
+    let a = id(110105, 1990, 3, 7, 123);
+    let mut text = String::new();
+    let mut i = 0;
+    while text.len() < 60_000 {
+        text.push_str(&format!(
+            "line {i}: nothing to see here, order {}.\n",
+            1000 + i
+        ));
+        if i == 50 || i == 900 || i == 1300 {
+            text.push_str(&format!("申请人身份证号码为{a}，请核对。\n"));
+        }
+        i += 1;
+    }
+    let body = format!(
+        r#"{{"doc":"{}","after":"13812345678"}}"#,
+        b64(text.as_bytes(), false, true)
+    );
+    let whole = scan(&body);
+    assert_eq!(count(&whole, "cn_resident_id"), 3, "{:?}", whole.findings);
+    assert_eq!(count(&whole, "cn_mobile"), 1);
+    let c = Arc::new(Classifier::new(options()).unwrap());
+    let b = body.as_bytes();
+    for chunk in [1, 7, 1000, 4093, 16 * 1024] {
+        let mut s = c.scanner(ctx(None, None));
+        for part in b.chunks(chunk) {
+            s.feed(part);
+        }
+        assert_eq!(s.finish(), whole, "chunks of {chunk}");
+    }
+    for cut in (0..b.len()).step_by(997) {
+        let mut s = c.scanner(ctx(None, None));
+        s.feed(&b[..cut]);
+        s.feed(&b[cut..]);
+        assert_eq!(s.finish(), whole, "cut at {cut}");
+    }
+    // A long binary value with an identifier's base64 spliced in after the prefix is
+    // skipped whole; the mobile after it is still found.
+    let mut bin = noise(3, 9000);
+    bin.extend_from_slice(format!(" {a} ").as_bytes());
+    let body = format!(
+        r#"{{"file":"{}","tel":"13812345678"}}"#,
+        b64(&bin, false, true)
+    );
+    let r = scan(&body);
+    assert_eq!(count(&r, "cn_resident_id"), 0);
+    assert_eq!(count(&r, "cn_mobile"), 1);
+}
+
+#[test]
+fn base64_run_search_matches_reference() {
+    use super::b64::{is_alpha, next_run, next_run_baseline};
+    // Byte-by-byte reference: the first maximal run (clipped at `from`) that is at least 16
+    // long with a non-hex character, or that touches the limit.
+    fn reference(buf: &[u8], from: usize, lim: usize) -> Option<(usize, usize)> {
+        let mut i = from;
+        while i < lim {
+            if !is_alpha(buf[i]) {
+                i += 1;
+                continue;
+            }
+            let s = i;
+            while i < lim && is_alpha(buf[i]) {
+                i += 1;
+            }
+            let strong = buf[s..i]
+                .iter()
+                .any(|&b| !(b.is_ascii_hexdigit() || b == b'-'));
+            if i == lim || (i - s >= 16 && strong) {
+                return Some((s, i));
+            }
+        }
+        None
+    }
+    let alphabet = [
+        b'A', b'z', b'0', b'+', b'_', b'f', b'-', b'"', b'.', b' ', 0xC3,
+    ];
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    for round in 0..3000 {
+        let n = (state % 300) as usize;
+        // Mostly alphabet so long runs occur; some rounds hex-only.
+        let hex_only = round % 5 == 0;
+        let buf: Vec<u8> = (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let k = (state % 40) as usize;
+                if k < 36 {
+                    if hex_only {
+                        [b'0', b'f', b'-'][k % 3]
+                    } else {
+                        alphabet[k % 7]
+                    }
+                } else {
+                    alphabet[7 + k - 36]
+                }
+            })
+            .collect();
+        for from in [0, 1, 5, 31, 33, 63, 65] {
+            if from > n {
+                continue;
+            }
+            for lim in [n, n.saturating_sub(3).max(from)] {
+                let want = reference(&buf, from, lim);
+                assert_eq!(
+                    next_run(&buf, from, lim),
+                    want,
+                    "{buf:?} from {from} lim {lim}"
+                );
+                assert_eq!(next_run_baseline(&buf, from, lim), want, "baseline {buf:?}");
+            }
+        }
+    }
+}

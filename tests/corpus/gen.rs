@@ -1,6 +1,6 @@
 //! Labelled corpus generator for the classifier: realistic payloads (JSON batches, forms,
-//! CSV exports, Chinese prose, gzip) with the exact number of each category they contain,
-//! plus hard negatives. Deterministic (seeded), so failures reproduce.
+//! CSV exports, Chinese prose, gzip, base64-encoded records in JSON and forms) with the exact
+//! number of each category they contain, plus hard negatives. Deterministic (seeded), so failures reproduce.
 //!
 //! Honest by construction: check digits are computed here independently of the classifier
 //! (GB 11643 MOD 11-2, Luhn, HK and TW schemes), area codes are real GB/T 2260 district codes,
@@ -713,6 +713,88 @@ fn prose(r: &mut Rng, l: &mut Labels) -> String {
     s
 }
 
+/// Base64 (standard or URL-safe alphabet, with or without `=` padding).
+pub fn base64(data: &[u8], url: bool, pad: bool) -> String {
+    let t: &[u8; 64] = if url {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(t[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else if pad {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn random_bytes(r: &mut Rng, n: usize) -> Vec<u8> {
+    (0..n).map(|_| r.below(256) as u8).collect()
+}
+
+/// An API envelope whose payload is a base64-encoded person record (positives), next to
+/// base64 hard negatives: a random signature, a JWT-like token, a hex nonce and an encoded
+/// record whose identifiers fail their check digits. As JSON or as a form (`%2B`, `%2F`,
+/// `%3D` escaped as a client would).
+fn base64_envelope(r: &mut Rng, l: &mut Labels) -> (bool, String) {
+    let mut rec = String::new();
+    person_fields(r, l, &mut rec);
+    let url = r.chance(40);
+    let payload = base64(rec.as_bytes(), url, r.chance(50));
+    let n = r.range(16, 64) as usize;
+    let sig = base64(&random_bytes(r, n), false, true);
+    let bad = format!(
+        "{{\"idno\":\"{}\",\"tel\":\"{}\",\"card\":\"{}\"}}",
+        bad_check_id(r),
+        bad_mobile(r),
+        bad_card(r)
+    );
+    let bad = base64(bad.as_bytes(), r.chance(50), true);
+    let jwt = format!(
+        "{}.{}.{}",
+        base64(br#"{"alg":"HS256","typ":"JWT"}"#, true, false),
+        base64(
+            format!("{{\"sub\":\"{}\",\"iat\":1764000000}}", bad_check_id(r)).as_bytes(),
+            true,
+            false
+        ),
+        base64(&random_bytes(r, 32), true, false)
+    );
+    let nonce: String = (0..32)
+        .map(|_| b"0123456789abcdef"[r.below(16) as usize] as char)
+        .collect();
+    let n = r.range(100, 2000) as usize;
+    let url = r.chance(50);
+    let blob = base64(&random_bytes(r, n), url, true);
+    if r.chance(30) {
+        let esc = |v: &str| {
+            v.replace('+', "%2B")
+                .replace('/', "%2F")
+                .replace('=', "%3D")
+        };
+        let body = format!(
+            "event=sync&payload={}&sig={}&ref={}&token={jwt}&nonce={nonce}&blob={}",
+            esc(&payload),
+            esc(&sig),
+            esc(&bad),
+            esc(&blob)
+        );
+        return (true, body);
+    }
+    let body = format!(
+        "{{\"event\":\"sync\",\"payload\":\"{payload}\",\"sig\":\"{sig}\",\"ref\":\"{bad}\",\"token\":\"{jwt}\",\"nonce\":\"{nonce}\",\"blob\":\"{blob}\"}}"
+    );
+    (false, body)
+}
+
 pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(data).unwrap();
@@ -725,7 +807,7 @@ pub fn corpus(seed: u64, n: usize) -> Vec<Sample> {
     (0..n)
         .map(|i| {
             let mut l = Labels::default();
-            let kind = i % 5;
+            let kind = i % 6;
             let (name, ct, ce, body) = match kind {
                 0 => (
                     "json",
@@ -751,12 +833,21 @@ pub fn corpus(seed: u64, n: usize) -> Vec<Sample> {
                     None,
                     prose(&mut r, &mut l).into_bytes(),
                 ),
-                _ => (
+                4 => (
                     "gzip-json",
                     Some("application/json"),
                     Some("gzip"),
                     gzip(json_batch(&mut r, &mut l).as_bytes()),
                 ),
+                _ => {
+                    let (is_form, body) = base64_envelope(&mut r, &mut l);
+                    let ct = if is_form {
+                        "application/x-www-form-urlencoded"
+                    } else {
+                        "application/json"
+                    };
+                    ("base64", Some(ct), None, body.into_bytes())
+                }
             };
             Sample {
                 name: format!("{name}-{i}"),
