@@ -110,11 +110,13 @@ impl Window {
             kw_next: self.kw_next,
             floor: 0,
             next_at: 0,
+            block: usize::MAX,
             b64: self.b64.as_mut(),
             b64_next: 0,
             b64_run: (0, 0, 0),
         };
         let (kw_resume, kw_block) = s.keywords(self.kw_from);
+        s.block = if eof { usize::MAX } else { kw_block };
         let rx_resume = s.custom_regex(self.rx_from);
         let mut from = self.scan_from;
         if self.long_run {
@@ -189,6 +191,10 @@ struct Pass<'a> {
     floor: usize,
     /// Position of the next `@` at or after the scan position (`buf.len()` if none).
     next_at: usize,
+    /// Candidates starting at or after this index wait for the next pass: a keyword there has
+    /// not been decided yet, and its event must be applied before any later hit (otherwise
+    /// the keyword's attribution would depend on where the chunks were cut).
+    block: usize,
     /// Base64 decoding state (`None` in a nested window).
     b64: Option<&'a mut B64>,
     /// Start of the next base64 run to act on (`buf.len()` if none in this pass).
@@ -327,6 +333,10 @@ impl Pass<'_> {
             }
             let lim = self.next_at.min(self.b64_next);
             let c = next_run4(self.buf, i, lim).unwrap_or(lim);
+            if c >= self.block && c < len {
+                // Behind an undecided keyword: stop here, as at the end of the window.
+                return (self.resume_before(c), false);
+            }
             if c == self.b64_next && c < len {
                 // A base64 value, handled in stream order so what it hides lands in its
                 // record; its characters are still searched for digit runs afterwards (the
@@ -339,19 +349,7 @@ impl Pass<'_> {
                 if self.eof {
                     return (len, false);
                 }
-                // Digits and separators at the end may begin a candidate once more arrives
-                // (`138 12|34 5678`): re-read them next pass.
-                let mut t = len;
-                while t > self.floor
-                    && len - t < 64
-                    && matches!(
-                        self.buf[t - 1],
-                        b'0'..=b'9' | b' ' | b'-' | b'+' | b'(' | b')'
-                    )
-                {
-                    t -= 1;
-                }
-                return (t, false);
+                return (self.resume_before(len), false);
             }
             let step = if self.buf[i] == b'@' {
                 self.email(i)
@@ -367,6 +365,23 @@ impl Pass<'_> {
                 Step::LongToEnd => return (len, true),
             }
         }
+    }
+
+    /// Where the next pass resumes when this one stops at `end`: digits and separators just
+    /// before it may begin a candidate once more arrives (`138 12|34 5678`), so they are
+    /// re-read.
+    fn resume_before(&self, end: usize) -> usize {
+        let mut t = end;
+        while t > self.floor
+            && end - t < 64
+            && matches!(
+                self.buf[t - 1],
+                b'0'..=b'9' | b' ' | b'-' | b'+' | b'(' | b')'
+            )
+        {
+            t -= 1;
+        }
+        t
     }
 
     /// Where base64 work starts in this pass: the active long run's next character, or the
