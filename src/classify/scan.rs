@@ -620,7 +620,9 @@ impl Pass<'_> {
                 Kw::Name => 48,
                 Kw::Address => 260,
                 Kw::Location => 120,
-                Kw::Health => 16,
+                // The rest of the key word (up to 24 bytes), a separator (up to 8) and the
+                // first byte of the value must all be here to tell whether a value follows.
+                Kw::Health => 24 + 8 + 1,
                 Kw::Custom(_) => det.custom_window(),
                 Kw::Passport | Kw::Permit | Kw::HkId => 0,
             };

@@ -906,3 +906,30 @@ fn fuzz_regression_health_attribution_does_not_depend_on_chunking() {
         assert_eq!(s.finish(), whole, "chunks of {step}");
     }
 }
+
+/// Found by `cargo fuzz run scanner` (second run): a health keyword next to base64-looking
+/// runs was counted twice or three times depending on the chunking.
+#[test]
+fn fuzz_regression_health_count_does_not_depend_on_chunking() {
+    let body: &[u8] = &[
+        68, 64, 53, 46, 65, 68, 64, 1, 68, 107, 107, 107, 255, 61, 0, 0, 0, 107, 107, 4,
+        0, 0, 0, 0, 0, 0, 0, 75, 73, 67, 68, 115, 100, 100, 65, 52, 52, 52, 52, 52,
+        52, 52, 99, 99, 99, 99, 99, 99, 99, 99, 99, 43, 115, 100, 100, 65, 52, 52, 52, 52,
+        52, 52, 52, 101, 73, 107, 72, 99, 99, 122, 43, 115, 100, 100, 65, 52, 52, 52, 52, 52,
+        52, 52, 99, 99, 99, 99, 99, 99, 99, 99, 99, 43, 115, 100, 100, 65, 52, 52, 255, 53,
+        42, 42, 42, 64, 53, 46, 97, 52, 52, 100, 255, 255, 255, 255, 52, 52, 52, 101, 141, 109,
+        255, 191, 255, 255, 255, 255, 255, 71, 75, 73, 67, 68, 255, 23, 255, 73, 107, 72, 99, 255,
+        255, 255, 255, 255, 75, 67, 67, 67, 198, 188, 255, 255, 99, 99, 71, 75, 73, 67, 68, 255,
+        43, 46, 65, 1, 68, 64,
+    ];
+    let c = Arc::new(Classifier::new(options()).unwrap());
+    let form = Some("application/x-www-form-urlencoded");
+    let whole = c.scan_bytes(ctx(form, None), body);
+    for step in 1..body.len() {
+        let mut s = c.scanner(ctx(form, None));
+        for chunk in body.chunks(step) {
+            s.feed(chunk);
+        }
+        assert_eq!(s.finish(), whole, "chunks of {step}");
+    }
+}
