@@ -1052,8 +1052,9 @@ impl Pass<'_> {
         let letters = &buf[q..p];
         let digits = &buf[p..p + nd];
         let after = p + nd;
-        // Look ahead up to 3 bytes (`(3)`); undecidable at the window edge.
-        if after + 3 > len && !self.eof {
+        // Look ahead up to 3 bytes (`(3)`) and the byte after them (the boundary check);
+        // undecidable at the window edge.
+        if after + 4 > len && !self.eof {
             return Some(Step::Incomplete(p));
         }
         let boundary = |i: usize| {

@@ -933,3 +933,30 @@ fn fuzz_regression_health_count_does_not_depend_on_chunking() {
         assert_eq!(s.finish(), whole, "chunks of {step}");
     }
 }
+
+/// Found by `cargo fuzz run scanner` (third run): a bracketed HK ID after an e-mail-like run
+/// was found in one-byte chunks but not in the whole body.
+#[test]
+fn fuzz_regression_hk_id_does_not_depend_on_chunking() {
+    let body: &[u8] = &[
+        69, 104, 46, 64, 1, 69, 104, 46, 64, 49, 52, 45, 3, 8, 98, 208, 45, 3, 8, 98,
+        208, 99, 137, 75, 68, 52, 49, 52, 52, 52, 52, 40, 49, 41, 52, 49, 46, 104, 49, 49,
+        49, 48, 46, 64, 49, 49, 44, 46, 49, 49, 107, 49, 49, 46, 104, 49, 43, 64, 57, 57,
+        48, 99, 137, 75, 68, 55, 49, 52, 52, 52, 52, 40, 49, 41, 52, 0, 0, 46, 64, 49,
+        49, 46, 46, 107, 49, 45, 3, 8, 98, 208, 99, 137, 75, 68, 52, 49, 52, 52, 52, 52,
+        40, 49, 41, 52, 49, 41, 52, 49, 46, 104, 49, 49, 49, 48, 46, 64, 49, 49, 46, 46,
+        49, 49, 107, 49, 49, 46, 104, 49, 43, 64, 57, 57, 48, 99, 137, 75, 68, 52, 49, 49,
+        49, 104, 46, 64, 56, 42, 42, 42, 64, 57, 56, 46, 100, 100, 49, 46, 104, 69, 14, 0,
+        0, 0, 0, 180, 73, 73, 73, 54, 49, 49, 98, 0, 0, 0, 46,
+    ];
+    let c = Arc::new(Classifier::new(options()).unwrap());
+    let form = Some("application/x-www-form-urlencoded");
+    let whole = c.scan_bytes(ctx(form, None), body);
+    for step in 1..body.len() {
+        let mut s = c.scanner(ctx(form, None));
+        for chunk in body.chunks(step) {
+            s.feed(chunk);
+        }
+        assert_eq!(s.finish(), whole, "chunks of {step}");
+    }
+}
