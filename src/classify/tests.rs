@@ -883,6 +883,21 @@ fn base64_run_search_matches_reference() {
     }
 }
 
+/// The fuzz target's contract for a form body: cut into chunks of each size in `steps`, the
+/// report is the one of the whole body.
+fn assert_form_chunking_invariant(body: &[u8], steps: std::ops::Range<usize>) {
+    let c = Arc::new(Classifier::new(options()).unwrap());
+    let form = Some("application/x-www-form-urlencoded");
+    let whole = c.scan_bytes(ctx(form, None), body);
+    for step in steps {
+        let mut s = c.scanner(ctx(form, None));
+        for chunk in body.chunks(step) {
+            s.feed(chunk);
+        }
+        assert_eq!(s.finish(), whole, "chunks of {step}");
+    }
+}
+
 /// Found by `cargo fuzz run scanner`: fed one byte at a time, a form body attributed a health
 /// keyword to a different individual than when scanned whole.
 #[test]
@@ -895,16 +910,7 @@ fn fuzz_regression_health_attribution_does_not_depend_on_chunking() {
         68, 255, 46, 65, 1, 68, 64, 52, 46, 65, 68, 64, 53, 13, 120, 68, 64, 119, 42, 42, 42, 64,
         49, 46, 104, 101, 53, 46, 65, 68, 64, 1, 68, 64, 53, 46, 65, 68, 64, 53, 46, 48, 68,
     ];
-    let c = Arc::new(Classifier::new(options()).unwrap());
-    let form = Some("application/x-www-form-urlencoded");
-    let whole = c.scan_bytes(ctx(form, None), body);
-    for step in 1..body.len() {
-        let mut s = c.scanner(ctx(form, None));
-        for chunk in body.chunks(step) {
-            s.feed(chunk);
-        }
-        assert_eq!(s.finish(), whole, "chunks of {step}");
-    }
+    assert_form_chunking_invariant(body, 1..body.len());
 }
 
 /// Found by `cargo fuzz run scanner` (second run): a health keyword next to base64-looking
@@ -921,16 +927,7 @@ fn fuzz_regression_health_count_does_not_depend_on_chunking() {
         73, 67, 68, 255, 23, 255, 73, 107, 72, 99, 255, 255, 255, 255, 255, 75, 67, 67, 67, 198,
         188, 255, 255, 99, 99, 71, 75, 73, 67, 68, 255, 43, 46, 65, 1, 68, 64,
     ];
-    let c = Arc::new(Classifier::new(options()).unwrap());
-    let form = Some("application/x-www-form-urlencoded");
-    let whole = c.scan_bytes(ctx(form, None), body);
-    for step in 1..body.len() {
-        let mut s = c.scanner(ctx(form, None));
-        for chunk in body.chunks(step) {
-            s.feed(chunk);
-        }
-        assert_eq!(s.finish(), whole, "chunks of {step}");
-    }
+    assert_form_chunking_invariant(body, 1..body.len());
 }
 
 /// Found by `cargo fuzz run scanner` (third run): a bracketed HK ID after an e-mail-like run
@@ -947,16 +944,7 @@ fn fuzz_regression_hk_id_does_not_depend_on_chunking() {
         137, 75, 68, 52, 49, 49, 49, 104, 46, 64, 56, 42, 42, 42, 64, 57, 56, 46, 100, 100, 49, 46,
         104, 69, 14, 0, 0, 0, 0, 180, 73, 73, 73, 54, 49, 49, 98, 0, 0, 0, 46,
     ];
-    let c = Arc::new(Classifier::new(options()).unwrap());
-    let form = Some("application/x-www-form-urlencoded");
-    let whole = c.scan_bytes(ctx(form, None), body);
-    for step in 1..body.len() {
-        let mut s = c.scanner(ctx(form, None));
-        for chunk in body.chunks(step) {
-            s.feed(chunk);
-        }
-        assert_eq!(s.finish(), whole, "chunks of {step}");
-    }
+    assert_form_chunking_invariant(body, 1..body.len());
 }
 
 /// Found by `cargo fuzz run scanner` (fourth run, after 2M inputs): in a 1.3 KB form body of
@@ -1027,12 +1015,5 @@ fn fuzz_regression_health_count_in_long_form_does_not_depend_on_chunking() {
         64, 64, 53, 46, 48, 68, 32, 13, 120, 68, 64, 53, 46, 65, 68, 64, 1, 68, 64, 53, 46, 65, 68,
         64, 53, 64, 1, 68, 64, 53, 46, 65, 68, 64, 64, 53, 46, 75, 73, 67, 68, 41, 43,
     ];
-    let c = Arc::new(Classifier::new(options()).unwrap());
-    let form = Some("application/x-www-form-urlencoded");
-    let whole = c.scan_bytes(ctx(form, None), body);
-    let mut s = c.scanner(ctx(form, None));
-    for chunk in body.chunks(1) {
-        s.feed(chunk);
-    }
-    assert_eq!(s.finish(), whole);
+    assert_form_chunking_invariant(body, 1..2);
 }
