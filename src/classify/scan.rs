@@ -111,6 +111,7 @@ impl Window {
             floor: 0,
             next_at: 0,
             block: usize::MAX,
+            hold: usize::MAX,
             b64: self.b64.as_mut(),
             b64_next: 0,
             b64_run: (0, 0, 0),
@@ -127,8 +128,16 @@ impl Window {
         }
         let (resume, long) = s.run(from);
         self.long_run |= long;
-        // Record structure must not run ahead of a keyword whose event is still pending.
-        s.advance(resume.min(kw_block));
+        // Record structure must not run ahead of a keyword whose event is still pending, nor
+        // past where an undecided candidate's hit will be attributed, nor into a trailing run
+        // of e-mail local-part characters (when its `@` arrives the address starts there):
+        // keyword events inside a value belong after its hit, as when the body is scanned
+        // whole.
+        let mut hold = resume.min(kw_block).min(s.hold);
+        if !eof {
+            hold = hold.min(s.local_run_start(s.buf.len()));
+        }
+        s.advance(hold);
         if eof {
             s.drain_events();
         }
@@ -154,7 +163,8 @@ impl Window {
             .min(kw_resume)
             .min(rx_resume)
             .min(b64_resume)
-            .saturating_sub(CONTEXT);
+            .saturating_sub(CONTEXT)
+            .min(self.struct_pos);
         self.buf.drain(..keep_from);
         self.base += keep_from as u64;
         self.scan_from = resume - keep_from;
@@ -195,6 +205,10 @@ struct Pass<'a> {
     /// not been decided yet, and its event must be applied before any later hit (otherwise
     /// the keyword's attribution would depend on where the chunks were cut).
     block: usize,
+    /// Where record structure must stop in this pass because an undecided candidate's hit
+    /// will be attributed there (an e-mail's local part starts before its `@`, a
+    /// letter-prefixed ID before its digits).
+    hold: usize,
     /// Base64 decoding state (`None` in a nested window).
     b64: Option<&'a mut B64>,
     /// Start of the next base64 run to act on (`buf.len()` if none in this pass).
@@ -334,7 +348,10 @@ impl Pass<'_> {
             let lim = self.next_at.min(self.b64_next);
             let c = next_run4(self.buf, i, lim).unwrap_or(lim);
             if c >= self.block && c < len {
-                // Behind an undecided keyword: stop here, as at the end of the window.
+                // Behind an undecided keyword: stop here, as at the end of the window. The
+                // candidate's hit may be attributed before `c` (an e-mail's local part, an
+                // ID's letters): record structure waits there too.
+                self.hold = self.hold.min(self.local_run_start(c));
                 return (self.resume_before(c), false);
             }
             if c == self.b64_next && c < len {
@@ -365,6 +382,16 @@ impl Pass<'_> {
                 Step::LongToEnd => return (len, true),
             }
         }
+    }
+
+    /// Start of the run of e-mail local-part characters (at most 64) that ends at `end`, not
+    /// before the structure already fed: where an address whose `@` is at `end` would start.
+    fn local_run_start(&self, end: usize) -> usize {
+        let mut t = end;
+        while t > self.struct_pos && end - t < 64 && is_local_char(self.buf[t - 1]) {
+            t -= 1;
+        }
+        t
     }
 
     /// Where the next pass resumes when this one stops at `end`: digits and separators just
@@ -712,6 +739,7 @@ impl Pass<'_> {
             e += 1;
         }
         if e == buf.len() && !self.eof {
+            self.hold = self.hold.min(s);
             return Step::Incomplete(at);
         }
         let mut d_end = e;
@@ -1055,6 +1083,7 @@ impl Pass<'_> {
         // Look ahead up to 3 bytes (`(3)`) and the byte after them (the boundary check);
         // undecidable at the window edge.
         if after + 4 > len && !self.eof {
+            self.hold = self.hold.min(q);
             return Some(Step::Incomplete(p));
         }
         let boundary = |i: usize| {
