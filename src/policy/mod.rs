@@ -261,33 +261,47 @@ impl Policy {
 
     /// Runs the decision table. Pure and cheap; never touches the volume store.
     pub fn decide(&self, input: &DecisionInput<'_>) -> Decision {
+        self.decide_explained(input, true)
+    }
+
+    /// The same decision without its explanation lines (and without the formatting they
+    /// cost): the proxy re-decides after every chunk that grows the findings and needs only
+    /// the verdict then; a block is decided again with [`Policy::decide`] for its audit event.
+    pub fn verdict(&self, input: &DecisionInput<'_>) -> Decision {
+        self.decide_explained(input, false)
+    }
+
+    fn decide_explained(&self, input: &DecisionInput<'_>, explain: bool) -> Decision {
         let dest = input.destination;
         let report = input.report;
-        let mut explanation = Vec::with_capacity(8);
+        let mut explanation = Explain {
+            on: explain,
+            lines: Vec::with_capacity(if explain { 8 } else { 0 }),
+        };
 
         // Row `domestic`. Only ISO `CN` is the mainland; HK, MO and TW are outbound (PIPL
         // Art. 38 speaks of "outside the territory", which the CAC reads as the mainland).
         let region = Region::of_country(dest.country);
         match region {
             Region::Mainland => {
-                explanation.push(format!(
+                explanation.say(|| format!(
                     "destination {} ({}) is in CN: mainland, domestic",
                     dest.host, dest.ip
                 ));
-                return Decision::new(Action::Allow, Reason::Domestic, None, explanation);
+                return Decision::new(Action::Allow, Reason::Domestic, None, explanation.lines);
             }
             Region::Unknown if !self.unknown_is_outbound => {
-                explanation.push(format!(
+                explanation.say(|| format!(
                     "destination {} ({}) has no known country; geo.unknown_is_outbound = false: treated as domestic",
                     dest.host, dest.ip
                 ));
-                return Decision::new(Action::Allow, Reason::Domestic, None, explanation);
+                return Decision::new(Action::Allow, Reason::Domestic, None, explanation.lines);
             }
-            Region::Unknown => explanation.push(format!(
+            Region::Unknown => explanation.say(|| format!(
                 "destination {} ({}) has no known country; geo.unknown_is_outbound = true: treated as outbound",
                 dest.host, dest.ip
             )),
-            _ => explanation.push(format!(
+            _ => explanation.say(|| format!(
                 "destination {} ({}) is in {} ({}): outside the mainland",
                 dest.host,
                 dest.ip,
@@ -298,7 +312,7 @@ impl Policy {
 
         let has_pi = report.has_personal_info();
         let sensitive = report.has_sensitive();
-        explanation.push(findings_line(report, sensitive));
+        explanation.say(|| findings_line(report, sensitive));
 
         // Row `uninspectable`. Fail-closed blocks outright. Fail-open forwards what could not
         // be read, but PI already found in the part that was read is still judged below — a
@@ -307,14 +321,19 @@ impl Policy {
         if let Some(why) = &report.uninspectable {
             match self.fail_mode {
                 FailMode::Closed => {
-                    explanation.push(format!(
+                    explanation.say(|| format!(
                         "body not fully inspected ({}); classification.fail_mode = \"closed\": block",
                         why.code()
                     ));
-                    return Decision::new(Action::Block, Reason::Uninspectable, None, explanation);
+                    return Decision::new(
+                        Action::Block,
+                        Reason::Uninspectable,
+                        None,
+                        explanation.lines,
+                    );
                 }
                 FailMode::Open => {
-                    explanation.push(format!(
+                    explanation.say(|| format!(
                         "body not fully inspected ({}); classification.fail_mode = \"open\": forwarded unless the inspected part is refused",
                         why.code()
                     ));
@@ -323,7 +342,7 @@ impl Policy {
                             Action::Allow,
                             Reason::Uninspectable,
                             None,
-                            explanation,
+                            explanation.lines,
                         );
                     }
                     fail_open_uninspectable = true;
@@ -331,14 +350,24 @@ impl Policy {
             }
         } else if !has_pi {
             // Row `no_personal_info` (also for an unknown country: nothing to protect).
-            return Decision::new(Action::Allow, Reason::NoPersonalInfo, None, explanation);
+            return Decision::new(
+                Action::Allow,
+                Reason::NoPersonalInfo,
+                None,
+                explanation.lines,
+            );
         }
 
         // Row `unknown_geography`: PI to a place we cannot name cannot match any transfer
         // record (records list countries), so it is refused with its own reason.
         if region == Region::Unknown {
-            explanation.push("personal information to an unknown country: block".to_string());
-            return Decision::new(Action::Block, Reason::UnknownGeography, None, explanation);
+            explanation.say(|| "personal information to an unknown country: block".to_string());
+            return Decision::new(
+                Action::Block,
+                Reason::UnknownGeography,
+                None,
+                explanation.lines,
+            );
         }
 
         let today = self.local_date(input.at);
@@ -348,17 +377,19 @@ impl Policy {
             outcome.action,
             outcome.reason,
             transfer.map(|t| t.id.clone()),
-            explanation,
+            explanation.lines,
         );
         if outcome.reason == Reason::ApprovedTransfer {
             let t = transfer.expect("an approval names its transfer");
             if !report.subjects.is_empty() {
                 let year = today.year();
-                decision.explanation.push(format!(
-                    "{} individual(s) to count against {} for {year}",
-                    report.subjects.len(),
-                    t.id
-                ));
+                if explain {
+                    decision.explanation.push(format!(
+                        "{} individual(s) to count against {} for {year}",
+                        report.subjects.len(),
+                        t.id
+                    ));
+                }
                 decision.volume_claim = Some(VolumeClaim {
                     transfer: t.id.clone(),
                     year,
@@ -384,7 +415,7 @@ impl Policy {
         report: &ScanReport,
         sensitive: bool,
         today: NaiveDate,
-        explanation: &mut Vec<String>,
+        explanation: &mut Explain,
     ) -> TransferOutcome {
         let mut candidates = 0usize;
         let mut valid = 0usize;
@@ -428,39 +459,47 @@ impl Policy {
         }
 
         if candidates == 0 {
-            explanation.push(format!(
-                "no [[transfer]] covers country {} host {} ip {}: block",
-                dest.country.map(|c| c.to_string()).unwrap_or_default(),
-                dest.host,
-                dest.ip
-            ));
+            explanation.say(|| {
+                format!(
+                    "no [[transfer]] covers country {} host {} ip {}: block",
+                    dest.country.map(|c| c.to_string()).unwrap_or_default(),
+                    dest.host,
+                    dest.ip
+                )
+            });
             return TransferOutcome {
                 action: Action::Block,
                 reason: Reason::NoApprovedTransfer,
                 transfer: None,
             };
         }
-        explanation.push(format!(
-            "{candidates} transfer(s) match the destination; {valid} valid on {today} ({})",
-            self.tz.name()
-        ));
+        explanation.say(|| {
+            format!(
+                "{candidates} transfer(s) match the destination; {valid} valid on {today} ({})",
+                self.tz.name()
+            )
+        });
         if valid == 0 {
             let (i, validity) = closest_invalid.expect("a candidate exists and none is valid");
             let t = &self.transfers[i];
             let reason = match validity {
                 Validity::NotYet(days) => {
-                    explanation.push(format!(
-                        "closest transfer {} becomes valid in {days} day(s): block",
-                        t.id
-                    ));
+                    explanation.say(|| {
+                        format!(
+                            "closest transfer {} becomes valid in {days} day(s): block",
+                            t.id
+                        )
+                    });
                     Reason::TransferNotYetValid
                 }
                 _ => {
-                    explanation.push(format!(
-                        "closest transfer {} expired {} day(s) ago: block",
-                        t.id,
-                        validity.distance()
-                    ));
+                    explanation.say(|| {
+                        format!(
+                            "closest transfer {} expired {} day(s) ago: block",
+                            t.id,
+                            validity.distance()
+                        )
+                    });
                     Reason::TransferExpired
                 }
             };
@@ -472,16 +511,18 @@ impl Policy {
         }
         if let Some(i) = approved {
             let t = &self.transfers[i];
-            explanation.push(format!(
-                "transfer {} ({}) covers every category found{}: allow",
-                t.id,
-                legal_basis_str(t.legal_basis),
-                if sensitive {
-                    " and allows sensitive PI"
-                } else {
-                    ""
-                }
-            ));
+            explanation.say(|| {
+                format!(
+                    "transfer {} ({}) covers every category found{}: allow",
+                    t.id,
+                    legal_basis_str(t.legal_basis),
+                    if sensitive {
+                        " and allows sensitive PI"
+                    } else {
+                        ""
+                    }
+                )
+            });
             return TransferOutcome {
                 action: Action::Allow,
                 reason: Reason::ApprovedTransfer,
@@ -489,7 +530,7 @@ impl Policy {
             };
         }
         if let Some(i) = first_sensitive_refusal {
-            explanation.push(format!(
+            explanation.say(|| format!(
                 "transfer {} covers every category found but allow_sensitive = false and sensitive PI was found: block",
                 self.transfers[i].id
             ));
@@ -511,11 +552,25 @@ impl Policy {
             line.push_str(f.category.as_str());
         }
         line.push_str(": block");
-        explanation.push(line);
+        explanation.say(|| line);
         TransferOutcome {
             action: Action::Block,
             reason: Reason::CategoryNotApproved,
             transfer: Some(i),
+        }
+    }
+}
+
+/// Explanation lines, built only when asked for.
+struct Explain {
+    on: bool,
+    lines: Vec<String>,
+}
+
+impl Explain {
+    fn say(&mut self, line: impl FnOnce() -> String) {
+        if self.on {
+            self.lines.push(line());
         }
     }
 }

@@ -102,11 +102,24 @@ fn mid_year() -> DateTime<Utc> {
 }
 
 fn decide_at(p: &Policy, d: &Destination, r: &ScanReport, when: DateTime<Utc>) -> Decision {
-    p.decide(&DecisionInput {
+    let input = DecisionInput {
         destination: d,
         report: r,
         at: when,
-    })
+    };
+    let decision = p.decide(&input);
+    // Every decision in these tests also checks the explanation-free verdict the proxy uses
+    // mid-body: the same decision, minus the lines.
+    let verdict = p.verdict(&input);
+    assert!(verdict.explanation.is_empty(), "{verdict:?}");
+    assert_eq!(
+        Decision {
+            explanation: Vec::new(),
+            ..decision.clone()
+        },
+        verdict
+    );
+    decision
 }
 
 fn decide(p: &Policy, d: &Destination, r: &ScanReport) -> Decision {

@@ -628,8 +628,18 @@ impl<'a> Inspection<'a> {
             return None;
         }
         self.seen_version = scanner.version();
-        let decision = self.decide(&scanner.snapshot());
-        self.enforced(&decision).then_some(decision)
+        // The verdict alone (no explanation lines to format) on every growth of the findings;
+        // the full decision only when it blocks.
+        let report = scanner.snapshot();
+        let verdict = self.rt.policy.verdict(&DecisionInput {
+            destination: self.destination,
+            report: &report,
+            at: Utc::now(),
+        });
+        if !self.enforced(&verdict) {
+            return None;
+        }
+        Some(self.decide(&report))
     }
 
     /// End of the request: the final report and decision, with individuals counted against
