@@ -534,21 +534,7 @@ async fn opaque<C>(
         "the CONNECT tunnel carries bytes that are not TLS",
     );
     if enforced(rt, &decision) {
-        let event = AuditEvent::new(
-            facts,
-            Outcome {
-                destination: Some(destination),
-                decision: Some(&decision),
-                report: Some(&report),
-                mode: rt.policy.mode(),
-                enforced: true,
-                status: Some(403),
-                error: None,
-                policy_hash: &rt.loaded.hash,
-            },
-        );
-        proxy.audit(rt, &event);
-        proxy.observe_decision(rt, facts, destination, &decision, &report);
+        proxy.record_refusal(rt, facts, destination, &decision, &report);
         if looks_like_http(&client.head[..client.len]) {
             let body = serde_json::json!({
                 "error": "data_exit_blocked",

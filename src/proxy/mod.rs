@@ -358,6 +358,20 @@ impl Proxy {
         decision: &Decision,
         report: &ScanReport,
     ) -> Response<ProxyBody> {
+        self.record_refusal(rt, facts, destination, decision, report);
+        respond::blocked(decision.reason.as_str(), facts.request_id)
+    }
+
+    /// The audit event (403, enforced), metrics and log line of a refused request; the
+    /// caller answers the client (an HTTP response, or bytes written into a tunnel).
+    fn record_refusal(
+        &self,
+        rt: &Runtime,
+        facts: &RequestFacts<'_>,
+        destination: &Destination,
+        decision: &Decision,
+        report: &ScanReport,
+    ) {
         let event = AuditEvent::new(
             facts,
             Outcome {
@@ -373,7 +387,6 @@ impl Proxy {
         );
         self.audit(rt, &event);
         self.observe_decision(rt, facts, destination, decision, report);
-        respond::blocked(decision.reason.as_str(), facts.request_id)
     }
 
     /// Streams the upstream's response to the client and audits the decision.
