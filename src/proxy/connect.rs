@@ -299,14 +299,9 @@ fn audit_tunnel(
     let event = AuditEvent::new(
         facts,
         Outcome {
-            destination: Some(destination),
-            decision: Some(decision),
-            report: Some(report),
-            mode: rt.policy.mode(),
             enforced: false,
             status,
-            error: None,
-            policy_hash: &rt.loaded.hash,
+            ..rt.decided(destination, decision, report)
         },
     );
     proxy.audit(rt, &event);
@@ -566,17 +561,12 @@ async fn opaque<C>(
             let event = AuditEvent::new(
                 facts,
                 Outcome {
-                    destination: Some(destination),
-                    decision: Some(&decision),
-                    report: Some(&report),
-                    mode: rt.policy.mode(),
                     enforced: false,
-                    status: None,
                     error: Some(ErrorFields {
                         kind: e.kind.to_string(),
                         message: e.message,
                     }),
-                    policy_hash: &rt.loaded.hash,
+                    ..rt.decided(destination, &decision, &report)
                 },
             );
             proxy.audit(rt, &event);

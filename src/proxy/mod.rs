@@ -117,6 +117,26 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// The audit outcome of a decided request under this runtime (destination, decision and
+    /// findings known; no status or error): call sites add what happened, naming `enforced`.
+    fn decided<'a>(
+        &'a self,
+        destination: &'a Destination,
+        decision: &'a Decision,
+        report: &'a ScanReport,
+    ) -> Outcome<'a> {
+        Outcome {
+            destination: Some(destination),
+            decision: Some(decision),
+            report: Some(report),
+            mode: self.policy.mode(),
+            enforced: false,
+            status: None,
+            error: None,
+            policy_hash: &self.loaded.hash,
+        }
+    }
+
     /// Builds every part from a validated configuration. `volume` is shared across reloads.
     pub fn build(
         loaded: LoadedConfig,
@@ -375,14 +395,9 @@ impl Proxy {
         let event = AuditEvent::new(
             facts,
             Outcome {
-                destination: Some(destination),
-                decision: Some(decision),
-                report: Some(report),
-                mode: rt.policy.mode(),
                 enforced: true,
                 status: Some(403),
-                error: None,
-                policy_hash: &rt.loaded.hash,
+                ..rt.decided(destination, decision, report)
             },
         );
         self.audit(rt, &event);
@@ -402,14 +417,9 @@ impl Proxy {
         let event = AuditEvent::new(
             facts,
             Outcome {
-                destination: Some(destination),
-                decision: Some(decision),
-                report: Some(report),
-                mode: rt.policy.mode(),
                 enforced: false,
                 status: Some(resp.status().as_u16()),
-                error: None,
-                policy_hash: &rt.loaded.hash,
+                ..rt.decided(destination, decision, report)
             },
         );
         self.audit(rt, &event);
@@ -430,10 +440,6 @@ impl Proxy {
         let event = AuditEvent::new(
             facts,
             Outcome {
-                destination: Some(destination),
-                decision: Some(decision),
-                report: Some(report),
-                mode: rt.policy.mode(),
                 enforced: false,
                 status: Some(match error.kind {
                     "http_response_timeout" | "connection_timeout" => 504,
@@ -443,7 +449,7 @@ impl Proxy {
                     kind: error.kind.to_string(),
                     message: error.message.clone(),
                 }),
-                policy_hash: &rt.loaded.hash,
+                ..rt.decided(destination, decision, report)
             },
         );
         self.audit(rt, &event);

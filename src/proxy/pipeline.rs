@@ -264,14 +264,10 @@ pub async fn handle(
                 &AuditEvent::new(
                     &facts,
                     Outcome {
-                        destination: Some(&destination),
-                        decision: Some(&decision),
-                        report: Some(&report),
-                        mode: rt.policy.mode(),
                         enforced: false,
                         status: Some(status.as_u16()),
                         error: Some(error),
-                        policy_hash: &rt.loaded.hash,
+                        ..rt.decided(&destination, &decision, &report)
                     },
                 ),
             );
