@@ -10,10 +10,10 @@
 //!
 //! INTERFACE CONTRACT: public items keep their names and signatures; internals may change.
 
+mod line;
 mod transfer;
 
 use std::fmt;
-use std::fmt::Write as _;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -24,6 +24,7 @@ use crate::config::{Config, FailMode, LegalBasis, Mode};
 use crate::geo::{Destination, Region};
 use crate::volume::{Admission, VolumeClaim};
 
+use line::Line;
 use transfer::{CompiledTransfer, Validity};
 
 /// What the policy says should happen to the request.
@@ -129,10 +130,18 @@ impl Decision {
                 new_individuals,
                 total,
             } => {
-                self.explanation.push(format!(
-                    "volume: {new_individuals} new individual(s) counted against {} for {}; {total} this year",
-                    claim.transfer, claim.year
-                ));
+                self.explanation.push(
+                    Line::new("volume: ")
+                        .n(new_individuals)
+                        .s(" new individual(s) counted against ")
+                        .s(&claim.transfer)
+                        .s(" for ")
+                        .n(claim.year)
+                        .s("; ")
+                        .n(total)
+                        .s(" this year")
+                        .done(),
+                );
             }
             Admission::CapExceeded {
                 cap,
@@ -284,10 +293,14 @@ impl Policy {
         let region = Region::of_country(dest.country);
         match region {
             Region::Mainland => {
-                explanation.say(|| format!(
-                    "destination {} ({}) is in CN: mainland, domestic",
-                    dest.host, dest.ip
-                ));
+                explanation.say(|| {
+                    Line::new("destination ")
+                        .s(&dest.host)
+                        .s(" (")
+                        .ip(dest.ip)
+                        .s(") is in CN: mainland, domestic")
+                        .done()
+                });
                 return Decision::new(Action::Allow, Reason::Domestic, None, explanation.lines);
             }
             Region::Unknown if !self.unknown_is_outbound => {
@@ -301,13 +314,18 @@ impl Policy {
                 "destination {} ({}) has no known country; geo.unknown_is_outbound = true: treated as outbound",
                 dest.host, dest.ip
             )),
-            _ => explanation.say(|| format!(
-                "destination {} ({}) is in {} ({}): outside the mainland",
-                dest.host,
-                dest.ip,
-                dest.country.map(|c| c.to_string()).unwrap_or_default(),
-                region.as_str()
-            )),
+            _ => explanation.say(|| {
+                Line::new("destination ")
+                    .s(&dest.host)
+                    .s(" (")
+                    .ip(dest.ip)
+                    .s(") is in ")
+                    .s(dest.country.as_ref().map_or("", |c| c.as_str()))
+                    .s(" (")
+                    .s(region.as_str())
+                    .s("): outside the mainland")
+                    .done()
+            }),
         }
 
         let has_pi = report.has_personal_info();
@@ -384,11 +402,15 @@ impl Policy {
             if !report.subjects.is_empty() {
                 let year = today.year();
                 if explain {
-                    decision.explanation.push(format!(
-                        "{} individual(s) to count against {} for {year}",
-                        report.subjects.len(),
-                        t.id
-                    ));
+                    decision.explanation.push(
+                        Line::new("")
+                            .n(report.subjects.len())
+                            .s(" individual(s) to count against ")
+                            .s(&t.id)
+                            .s(" for ")
+                            .n(year)
+                            .done(),
+                    );
                 }
                 decision.volume_claim = Some(VolumeClaim {
                     transfer: t.id.clone(),
@@ -474,10 +496,16 @@ impl Policy {
             };
         }
         explanation.say(|| {
-            format!(
-                "{candidates} transfer(s) match the destination; {valid} valid on {today} ({})",
-                self.tz.name()
-            )
+            Line::new("")
+                .n(candidates)
+                .s(" transfer(s) match the destination; ")
+                .n(valid)
+                .s(" valid on ")
+                .date(today)
+                .s(" (")
+                .s(self.tz.name())
+                .s(")")
+                .done()
         });
         if valid == 0 {
             let (i, validity) = closest_invalid.expect("a candidate exists and none is valid");
@@ -512,16 +540,17 @@ impl Policy {
         if let Some(i) = approved {
             let t = &self.transfers[i];
             explanation.say(|| {
-                format!(
-                    "transfer {} ({}) covers every category found{}: allow",
-                    t.id,
-                    legal_basis_str(t.legal_basis),
-                    if sensitive {
-                        " and allows sensitive PI"
+                Line::new("transfer ")
+                    .s(&t.id)
+                    .s(" (")
+                    .s(legal_basis_str(t.legal_basis))
+                    .s(") covers every category found")
+                    .s(if sensitive {
+                        " and allows sensitive PI: allow"
                     } else {
-                        ""
-                    }
-                )
+                        ": allow"
+                    })
+                    .done()
             });
             return TransferOutcome {
                 action: Action::Allow,
@@ -597,20 +626,20 @@ fn findings_line(report: &ScanReport, sensitive: bool) -> String {
     if report.findings.is_empty() {
         return "no personal information found".to_string();
     }
-    let mut line = String::from("found:");
+    let mut line = Line::new("found:");
     for (n, f) in report.findings.iter().enumerate() {
-        if n > 0 {
-            line.push(',');
-        }
-        let _ = write!(line, " {}×{}", f.category, f.count);
+        line = line
+            .s(if n > 0 { ", " } else { " " })
+            .s(f.category.as_str())
+            .s("×")
+            .n(f.count);
     }
-    let _ = write!(
-        line,
-        "; sensitive: {}; {} individual(s)",
-        if sensitive { "yes" } else { "no" },
-        report.subjects.len()
-    );
-    line
+    line.s("; sensitive: ")
+        .s(if sensitive { "yes" } else { "no" })
+        .s("; ")
+        .n(report.subjects.len())
+        .s(" individual(s)")
+        .done()
 }
 
 fn legal_basis_str(basis: LegalBasis) -> &'static str {

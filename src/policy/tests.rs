@@ -702,3 +702,52 @@ fn unavailable_volume_store_blocks_only_claims() {
     no_claim.apply_volume_unavailable();
     assert_eq!(no_claim.action, Action::Allow);
 }
+
+/// The explanation lines word for word (they are built without `format!`; the CLI's
+/// `explain`, the audit trail and users' log searches read them).
+#[test]
+fn explanation_lines_read_exactly() {
+    let p = policy("");
+    let us = dest("api.partner.com", "198.51.100.7", Some("US"));
+    let mut r = report(
+        &[("cn_mobile", DataClass::Personal), ("email", DataClass::Personal)],
+        2,
+    );
+    r.findings[0].count = 3;
+    let mut d = decide_at(&p, &us, &r, mid_year());
+    d.apply_admission(&Admission::Admitted {
+        new_individuals: 2,
+        total: 41,
+    });
+    assert_eq!(
+        d.explanation,
+        [
+            "destination api.partner.com (198.51.100.7) is in US (abroad): outside the mainland",
+            "found: cn_mobile×3, email×1; sensitive: no; 2 individual(s)",
+            "1 transfer(s) match the destination; 1 valid on 2026-06-01 (Asia/Shanghai)",
+            "transfer SCC-US (standard_contract) covers every category found: allow",
+            "2 individual(s) to count against SCC-US for 2026",
+            "volume: 2 new individual(s) counted against SCC-US for 2026; 41 this year",
+        ]
+    );
+
+    let de = dest("files.example.de", "203.0.113.9", Some("DE"));
+    let r = report(&[("health", DataClass::Sensitive)], 1);
+    let d = decide_at(&p, &de, &r, mid_year());
+    assert_eq!(
+        d.explanation[..4],
+        [
+            "destination files.example.de (203.0.113.9) is in DE (abroad): outside the mainland",
+            "found: health×1; sensitive: yes; 1 individual(s)",
+            "1 transfer(s) match the destination; 1 valid on 2026-06-01 (Asia/Shanghai)",
+            "transfer SA-DE (security_assessment) covers every category found and allows sensitive PI: allow",
+        ]
+    );
+
+    let cn = dest("pay.example.cn", "2001:db8::7", Some("CN"));
+    let d = decide_at(&p, &cn, &r, mid_year());
+    assert_eq!(
+        d.explanation,
+        ["destination pay.example.cn (2001:db8::7) is in CN: mainland, domestic"]
+    );
+}
