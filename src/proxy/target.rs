@@ -20,17 +20,22 @@ pub struct Target {
 
 impl Target {
     /// `Host` header value: the port only when it is not the scheme's default.
+    /// Built by hand (once per request, where `format!` costs more than the rest).
     pub fn authority(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        if self.port == self.scheme.default_port() {
-            host
-        } else {
-            format!("{host}:{}", self.port)
+        let bracket = self.host.contains(':');
+        let mut out = String::with_capacity(self.host.len() + 8);
+        if bracket {
+            out.push('[');
         }
+        out.push_str(&self.host);
+        if bracket {
+            out.push(']');
+        }
+        if self.port != self.scheme.default_port() {
+            out.push(':');
+            out.push_str(itoa::Buffer::new().format(self.port));
+        }
+        out
     }
 }
 
@@ -163,7 +168,10 @@ pub fn reverse_target<B>(routes: &[Route], req: &Request<B>) -> Result<Target, T
     } else {
         path
     };
-    let mut path_and_query = format!("{}{}", best.base_path, rest);
+    let query_len = req.uri().query().map_or(0, |q| q.len() + 1);
+    let mut path_and_query = String::with_capacity(best.base_path.len() + rest.len() + query_len);
+    path_and_query.push_str(&best.base_path);
+    path_and_query.push_str(rest);
     if let Some(q) = req.uri().query() {
         path_and_query.push('?');
         path_and_query.push_str(q);
@@ -231,6 +239,7 @@ mod tests {
         assert_eq!(t.path_and_query, "/base/orders?x=1");
         let t = reverse_target(&routes, &get("api.local", "/v1/users/7")).unwrap();
         assert_eq!((t.host.as_str(), t.port), ("users.example", 80));
+        assert_eq!(t.authority(), "users.example", "no port when it is the default");
         assert_eq!(t.path_and_query, "/v1/users/7");
         let t = reverse_target(&routes, &get("other", "/v1x")).unwrap();
         assert_eq!(t.host, "fallback");
