@@ -271,12 +271,19 @@ fn string(out: &mut Vec<u8>, s: &str) {
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
-        // Eight bytes at a time while none needs escaping (almost every field).
+        // Eight bytes at a time while none needs escaping (almost every field); the last
+        // few bytes of a string of at least eight as one word that overlaps the previous.
         if i + 8 <= bytes.len() {
             let word = u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
             if !needs_escape(word) {
                 i += 8;
                 continue;
+            }
+        } else if bytes.len() >= 8 {
+            let end = bytes.len();
+            let word = u64::from_le_bytes(bytes[end - 8..].try_into().expect("8 bytes"));
+            if !needs_escape(word) {
+                break;
             }
         }
         let b = bytes[i];
@@ -448,16 +455,18 @@ mod tests {
     #[test]
     fn escapes_at_every_position_of_a_long_string() {
         // The eight-byte fast path must not skip a byte that needs escaping, wherever it is.
+        // Every length up to 24 as well, so the overlapping last word meets every tail.
+        let alphabet = "abcdefghijklmnopqrstuvwx";
         for special in ["\"", "\\", "\n", "\u{1}", "\u{1f}", "中"] {
-            for pos in 0..24 {
-                let mut s = "abcdefghijklmnopqrstuvwx".to_string();
+            for (len, pos) in (0..=24).flat_map(|len| (0..=len).map(move |pos| (len, pos))) {
+                let mut s = alphabet[..len].to_string();
                 s.insert_str(pos, special);
                 let mut fast = Vec::new();
                 super::string(&mut fast, &s);
                 assert_eq!(
                     fast,
                     serde_json::to_vec(&s).unwrap(),
-                    "{special:?} at {pos}"
+                    "{special:?} at {pos} of {len}"
                 );
             }
         }
