@@ -389,9 +389,21 @@ fn fingerprint(v: &[u8]) -> u64 {
         let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
         h = (h ^ w).wrapping_mul(K).rotate_left(29);
     }
-    let mut tail = [0u8; 8];
-    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-    h = (h ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    let rem = chunks.remainder();
+    // The remainder zero-extended to a word. Values of eight bytes or more take the last
+    // eight and shift the remainder down (what the zero-padded copy gives, without a
+    // variable-length memcpy call per identifier).
+    let tail = if rem.is_empty() {
+        0
+    } else if v.len() >= 8 {
+        let last = u64::from_le_bytes(v[v.len() - 8..].try_into().expect("8 bytes"));
+        last >> (8 * (8 - rem.len()))
+    } else {
+        rem.iter()
+            .rev()
+            .fold(0u64, |t, &b| t << 8 | u64::from(b))
+    };
+    h = (h ^ tail).wrapping_mul(K);
     h ^ (h >> 32)
 }
 
@@ -426,6 +438,28 @@ mod tests {
 
     fn rec() -> Recorder {
         Recorder::new(Vec::new(), [7; 32])
+    }
+
+    /// The fingerprint's word-at-a-time tail equals the zero-padded copy it replaced.
+    #[test]
+    fn fingerprint_tail() {
+        fn reference(v: &[u8]) -> u64 {
+            const K: u64 = 0x9E37_79B9_7F4A_7C15;
+            let mut h = (v.len() as u64).wrapping_mul(K);
+            let mut chunks = v.chunks_exact(8);
+            for c in &mut chunks {
+                let w = u64::from_le_bytes(c.try_into().unwrap());
+                h = (h ^ w).wrapping_mul(K).rotate_left(29);
+            }
+            let mut tail = [0u8; 8];
+            tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+            h = (h ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+            h ^ (h >> 32)
+        }
+        let v: Vec<u8> = (0u8..40).map(|b| b.wrapping_mul(37) ^ 0xA5).collect();
+        for n in 0..v.len() {
+            assert_eq!(fingerprint(&v[..n]), reference(&v[..n]), "{n}");
+        }
     }
 
     #[test]

@@ -757,12 +757,20 @@ impl Pass<'_> {
         {
             return Step::Done(at + 1);
         }
-        let mut norm = [0u8; 320];
         let raw = &buf[s..d_end];
-        for (o, &b) in norm.iter_mut().zip(raw) {
-            *o = b.to_ascii_lowercase();
-        }
-        let v = &norm[..raw.len()];
+        // Lower-cased into a copy only when needed: most addresses are written in lower
+        // case, and the copy (with zeroing the buffer) was a visible share of an e-mail.
+        let lower;
+        let v: &[u8] = if raw.iter().any(u8::is_ascii_uppercase) {
+            let mut norm = [0u8; 320];
+            for (o, &b) in norm.iter_mut().zip(raw) {
+                *o = b.to_ascii_lowercase();
+            }
+            lower = norm;
+            &lower[..raw.len()]
+        } else {
+            raw
+        };
         self.advance(s);
         let cat = cat::EMAIL;
         let class_sensitive = self.det.sensitive(cat);
