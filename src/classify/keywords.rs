@@ -649,7 +649,10 @@ mod tests {
         let customs: [Vec<Vec<String>>; 4] = [
             vec![],
             vec![vec!["工号".into(), "name".into()]],
-            vec![vec!["nameNo".into(), "姓名拼音".into()], vec!["ssport".into()]],
+            vec![
+                vec!["nameNo".into(), "姓名拼音".into()],
+                vec!["ssport".into()],
+            ],
             vec![vec!["addressLine".into(), "病历号".into(), "latlng".into()]],
         ];
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
@@ -661,14 +664,15 @@ mod tests {
         };
         for custom in &customs {
             let k = Keywords::new(custom).unwrap();
-            assert!(k.packed.is_some(), "Teddy must be available for the tested set");
-            let mut words: Vec<String> = [
-                PASSPORT, PERMIT, HK_ID, NAME, ADDRESS, LOCATION, HEALTH,
-            ]
-            .concat()
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+            assert!(
+                k.packed.is_some(),
+                "Teddy must be available for the tested set"
+            );
+            let mut words: Vec<String> = [PASSPORT, PERMIT, HK_ID, NAME, ADDRESS, LOCATION, HEALTH]
+                .concat()
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
             words.extend(custom.iter().flatten().cloned());
             let mut pieces: Vec<Vec<u8>> = Vec::new();
             for w in &words {

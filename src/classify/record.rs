@@ -399,9 +399,7 @@ fn fingerprint(v: &[u8]) -> u64 {
         let last = u64::from_le_bytes(v[v.len() - 8..].try_into().expect("8 bytes"));
         last >> (8 * (8 - rem.len()))
     } else {
-        rem.iter()
-            .rev()
-            .fold(0u64, |t, &b| t << 8 | u64::from(b))
+        rem.iter().rev().fold(0u64, |t, &b| t << 8 | u64::from(b))
     };
     h = (h ^ tail).wrapping_mul(K);
     h ^ (h >> 32)
