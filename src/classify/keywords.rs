@@ -1,8 +1,9 @@
-//! Keyword context: one Aho-Corasick automaton holds every keyword of every category (built-in
-//! and custom). It is used two ways: forward over the stream to trigger the keyword-led
-//! detectors (person name, address, precise location, health), and backward over a short
-//! look-behind to confirm identifiers that are only PI next to a keyword (passport numbers,
-//! travel permits, bare HK ID numbers).
+//! Keyword context: one pattern set holds every keyword of every category (built-in and
+//! custom), matched leftmost-longest. It is used two ways: forward over the stream to trigger
+//! the keyword-led detectors (person name, address, precise location, health) — by a packed
+//! Teddy searcher when one can be built, else the Aho-Corasick automaton, with identical
+//! matches — and backward over a short look-behind, by the automaton, to confirm identifiers
+//! that are only PI next to a keyword (passport numbers, travel permits, bare HK ID numbers).
 
 use aho_corasick::{packed, AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind, Span};
 
