@@ -336,36 +336,90 @@ mod sse2 {
     }
 }
 
-/// The same classification 32 bytes at a time.
+/// The same classification 32 bytes at a time, by nibble tables (AVX2 has `vpshufb`): the
+/// two tables hold bit sets whose AND is non-zero exactly for the class members, which
+/// takes about half the vector operations of range compares.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::{
-        _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_min_epu8, _mm256_movemask_epi8,
-        _mm256_or_si256, _mm256_set1_epi8, _mm256_sub_epi8,
+        __m256i, _mm256_and_si256, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8,
+        _mm256_set1_epi8, _mm256_setzero_si256, _mm256_shuffle_epi8, _mm256_srli_epi16,
     };
+
+    // Each bit stands for a rectangle (high nibbles × low nibbles) of the byte table:
+    // 0x01 `A-O a-o` (41-4F, 61-6F), 0x02 `P-Z p-z` (50-5A, 70-7A), 0x04 `0-9`, 0x08 `+ /`,
+    // 0x10 `-`, 0x20 `_`, 0x40 `G-O g-o` (47-4F, 67-6F).
+    /// Bits of alphabet characters.
+    const ALPHA_BITS: i8 = 0x3F;
+    /// Bits of strong characters (`g-z`, `G-Z`, `+`, `/`, `_`).
+    const STRONG_BITS: i8 = 0x6A;
+    /// By high nibble (repeated per 128-bit lane: `vpshufb` looks up within a lane).
+    const HI: [u8; 32] = lanes([
+        0, 0, 0x18, 0x04, 0x41, 0x22, 0x41, 0x02, 0, 0, 0, 0, 0, 0, 0, 0,
+    ]);
+    /// By low nibble.
+    const LO: [u8; 32] = lanes([
+        0x06, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x47, 0x47, 0x47, 0x43, 0x49, 0x41, 0x51, 0x41,
+        0x69,
+    ]);
+
+    const fn lanes(t: [u8; 16]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        let mut i = 0;
+        while i < 32 {
+            out[i] = t[i % 16];
+            i += 1;
+        }
+        out
+    }
 
     /// # Safety
     /// `p` must be valid for reading 32 bytes and the CPU must support AVX2.
     #[inline(always)]
     pub unsafe fn masks32(p: *const u8) -> (u32, u32) {
         let v = _mm256_loadu_si256(p.cast());
-        let in_range = |x, lo: u8, span: u8| {
-            let d = _mm256_sub_epi8(x, _mm256_set1_epi8(lo as i8));
-            _mm256_cmpeq_epi8(_mm256_min_epu8(d, _mm256_set1_epi8(span as i8)), d)
+        let nib = _mm256_set1_epi8(0x0F);
+        let lo = _mm256_and_si256(v, nib);
+        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), nib);
+        let t_lo: __m256i = _mm256_loadu_si256(LO.as_ptr().cast());
+        let t_hi: __m256i = _mm256_loadu_si256(HI.as_ptr().cast());
+        let c = _mm256_and_si256(_mm256_shuffle_epi8(t_lo, lo), _mm256_shuffle_epi8(t_hi, hi));
+        let zero = _mm256_setzero_si256();
+        let none = |bits: i8| {
+            _mm256_movemask_epi8(_mm256_cmpeq_epi8(
+                _mm256_and_si256(c, _mm256_set1_epi8(bits)),
+                zero,
+            )) as u32
         };
-        let digit = in_range(v, b'0', 9);
-        let folded = _mm256_or_si256(v, _mm256_set1_epi8(0x20));
-        let hex_letter = in_range(folded, b'a', 5);
-        let other_letter = in_range(folded, b'g', 19);
-        let eq = |c: u8| _mm256_cmpeq_epi8(v, _mm256_set1_epi8(c as i8));
-        let strong = _mm256_or_si256(
-            _mm256_or_si256(other_letter, eq(b'_')),
-            _mm256_or_si256(eq(b'+'), eq(b'/')),
-        );
-        let weak = _mm256_or_si256(_mm256_or_si256(digit, hex_letter), eq(b'-'));
-        let a = _mm256_movemask_epi8(_mm256_or_si256(strong, weak)) as u32;
-        let s = _mm256_movemask_epi8(strong) as u32;
-        (a, s)
+        (!none(ALPHA_BITS), !none(STRONG_BITS))
+    }
+
+    /// Every byte value at every lane position against the class table.
+    #[cfg(test)]
+    #[test]
+    fn nibble_tables_match_class_table() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        use super::{ALPHA, CLASS, HEXISH};
+        #[target_feature(enable = "avx2")]
+        unsafe fn masks32_avx2(p: *const u8) -> (u32, u32) {
+            masks32(p)
+        }
+        for b in 0..=255u8 {
+            let c = CLASS[b as usize];
+            let want_alpha = c & ALPHA != 0;
+            let want_strong = want_alpha && c & HEXISH == 0;
+            for pos in 0..32 {
+                let mut chunk = [b'.'; 32];
+                chunk[pos] = b;
+                // SAFETY: AVX2 checked above; `chunk` is 32 bytes.
+                let (a, s) = unsafe { masks32_avx2(chunk.as_ptr()) };
+                assert_eq!(a >> pos & 1 == 1, want_alpha, "alpha {b:#x} at {pos}");
+                assert_eq!(s >> pos & 1 == 1, want_strong, "strong {b:#x} at {pos}");
+                assert_eq!(a & !(1 << pos), 0, "{b:#x} at {pos}: other lanes");
+            }
+        }
     }
 }
 

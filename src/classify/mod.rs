@@ -7,8 +7,9 @@
 //! Pipeline per chunk (each stage streams, state survives chunk boundaries):
 //! `decode` (Content-Encoding gzip/deflate/br, bomb and size limits) → `normalize` (JSON
 //! `\u` escapes, percent-encoding, `+` in forms, full-width digits) → `scan` (a fixed window:
-//! a keyword pass with one Aho-Corasick automaton, then a candidate pass — `@` by memchr,
-//! four-digit runs by a strided search — dispatching by run length and shape to `validate`;
+//! a keyword pass over one keyword set (packed Teddy search), then a candidate pass — `@` by
+//! memchr, four-digit runs by a strided search — dispatching by run length and shape to
+//! `validate`;
 //! base64 field values found by `b64` are decoded in stream order into a nested window that
 //! runs the same detectors) → `record` (counts, masked samples, records grouped into keyed-hash subjects). `custom`
 //! compiles the security team's `[[detector]]` entries; `keywords` holds the keyword lists,

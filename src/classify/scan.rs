@@ -324,12 +324,54 @@ fn next_candidate(buf: &[u8], i: usize) -> usize {
     next_run4(buf, i, at).unwrap_or(at)
 }
 
-fn is_local_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-')
+/// First index ≥ `k` whose byte is not an ASCII digit (`buf.len()` if none): eight bytes a
+/// step with the SWAR digit mask, as every candidate's groups are measured this way (IDs
+/// and cards are 16-19 digits).
+#[inline]
+fn digit_run_end(buf: &[u8], mut k: usize) -> usize {
+    while k + 8 <= buf.len() {
+        let w = u64::from_le_bytes(buf[k..k + 8].try_into().expect("8 bytes"));
+        let other = !digit_mask(w) & HI;
+        if other != 0 {
+            return k + (other.trailing_zeros() / 8) as usize;
+        }
+        k += 8;
+    }
+    while k < buf.len() && buf[k].is_ascii_digit() {
+        k += 1;
+    }
+    k
 }
 
+/// E-mail character classes by table (the local part is walked back from every `@` and the
+/// domain forward, a byte at a time).
+const LOCAL: u8 = 1;
+const DOMAIN: u8 = 2;
+static EMAIL_CHARS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-') {
+            t[b] = LOCAL | DOMAIN;
+        } else if matches!(c, b'_' | b'%' | b'+') {
+            t[b] = LOCAL;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// Alphanumeric or `. _ % + -`.
+#[inline(always)]
+fn is_local_char(b: u8) -> bool {
+    EMAIL_CHARS[usize::from(b)] & LOCAL != 0
+}
+
+/// Alphanumeric or `. -`.
+#[inline(always)]
 fn is_domain_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-')
+    EMAIL_CHARS[usize::from(b)] & DOMAIN != 0
 }
 
 impl Pass<'_> {
@@ -757,12 +799,20 @@ impl Pass<'_> {
         {
             return Step::Done(at + 1);
         }
-        let mut norm = [0u8; 320];
         let raw = &buf[s..d_end];
-        for (o, &b) in norm.iter_mut().zip(raw) {
-            *o = b.to_ascii_lowercase();
-        }
-        let v = &norm[..raw.len()];
+        // Lower-cased into a copy only when needed: most addresses are written in lower
+        // case, and the copy (with zeroing the buffer) was a visible share of an e-mail.
+        let lower;
+        let v: &[u8] = if raw.iter().any(u8::is_ascii_uppercase) {
+            let mut norm = [0u8; 320];
+            for (o, &b) in norm.iter_mut().zip(raw) {
+                *o = b.to_ascii_lowercase();
+            }
+            lower = norm;
+            &lower[..raw.len()]
+        } else {
+            raw
+        };
         self.advance(s);
         let cat = cat::EMAIL;
         let class_sensitive = self.det.sensitive(cat);
@@ -800,10 +850,7 @@ impl Pass<'_> {
         let mut j = p;
         let end;
         loop {
-            let mut k = j;
-            while k < len && buf[k].is_ascii_digit() {
-                k += 1;
-            }
+            let k = digit_run_end(buf, j);
             if k - j > LONG_GROUP {
                 if n == 0 {
                     // Not an identifier; skip it whole, across windows if need be.
@@ -1281,6 +1328,38 @@ mod tests {
                     assert_eq!(next_run4_swar(&buf, i, lim), want, "swar {buf:?} {i} {lim}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn digit_run_end_matches_reference() {
+        let alphabet = [b'7', b'0', b'9', b'/', b':', 0xB0, b'a'];
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..2000 {
+            let n = (state % 40) as usize;
+            let buf: Vec<u8> = (0..n)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    let k = (state % 12) as usize;
+                    alphabet[if k < 9 { k % 3 } else { k - 6 }]
+                })
+                .collect();
+            for k in 0..=n {
+                let want = (k..n).find(|&i| !buf[i].is_ascii_digit()).unwrap_or(n);
+                assert_eq!(digit_run_end(&buf, k), want, "{buf:?} {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn email_char_tables() {
+        for b in 0..=255u8 {
+            let local = b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-');
+            let domain = b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-');
+            assert_eq!(is_local_char(b), local, "{b:#x}");
+            assert_eq!(is_domain_char(b), domain, "{b:#x}");
         }
     }
 

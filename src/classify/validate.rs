@@ -99,15 +99,26 @@ pub fn cn_mobile(d: &[u8]) -> bool {
     }
 }
 
+/// Doubled digit with its digits summed (`0 2 4 6 8 1 3 5 7 9`), indexed by the raw byte
+/// (`(b - '0') mod 10` for non-digits, as before): no subtraction, remainder or bounds check
+/// per digit.
+const LUHN_DOUBLED: [u8; 256] = {
+    const DOUBLED: [u8; 10] = [0, 2, 4, 6, 8, 1, 3, 5, 7, 9];
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = DOUBLED[(b as u8).wrapping_sub(b'0') as usize % 10];
+        b += 1;
+    }
+    t
+};
+
 /// Luhn (ISO/IEC 7812-1) check over ASCII digits.
 pub fn luhn(d: &[u8]) -> bool {
-    // Doubled digit with its digits summed, by table: no branch per digit.
-    const DOUBLED: [u32; 10] = [0, 2, 4, 6, 8, 1, 3, 5, 7, 9];
     let mut sum = 0u32;
     let mut pairs = d.rchunks_exact(2);
     for p in &mut pairs {
-        sum +=
-            u32::from(p[1].wrapping_sub(b'0')) + DOUBLED[usize::from(p[0].wrapping_sub(b'0')) % 10];
+        sum += u32::from(p[1].wrapping_sub(b'0')) + u32::from(LUHN_DOUBLED[usize::from(p[0])]);
     }
     if let [c] = pairs.remainder() {
         sum += u32::from(c.wrapping_sub(b'0'));
