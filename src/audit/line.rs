@@ -326,12 +326,12 @@ fn needs_escape(w: u64) -> bool {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     use super::super::*;
     use super::write_event;
     use crate::classify::{Category, DataClass, Finding};
 
-    pub(in crate::audit) fn event(variant: usize) -> AuditEvent {
+    fn event(variant: usize) -> AuditEvent {
         let started = Utc::now();
         let facts = RequestFacts {
             request_id: "aed0b268000000011996",

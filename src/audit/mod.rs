@@ -15,7 +15,6 @@ use std::sync::RwLock;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-mod group;
 mod line;
 
 use crate::classify::{Finding, ScanReport};
@@ -300,20 +299,16 @@ struct Current {
     day: chrono::NaiveDate,
 }
 
-/// Append-only JSON-lines audit log; each event is handed to the kernel before the call
-/// returns, so a blocked request is in the file before its 403 leaves. [`AuditLog::write`]
-/// spends one `write` per line; [`AuditLog::write_grouped`] shares one among the lines that
-/// arrive in the same turn of the event loop (and still resolves only once its line is
-/// written). Rotation (by size and/or day) excludes writes: a line is never split across
-/// files or lost.
+/// Append-only JSON-lines audit log; each event is handed to the kernel (one `write`, no
+/// user-space buffering) before the call returns, so a blocked request is in the file before
+/// its 403 leaves. Rotation (by size and/or day) excludes writes: a line is never split
+/// across files or lost.
 #[derive(Debug)]
 pub struct AuditLog {
     path: PathBuf,
     rotation: Rotation,
     /// Shared for appends, exclusive to rotate or reopen.
     current: RwLock<Current>,
-    /// The batch [`AuditLog::write_grouped`] is gathering.
-    group: group::Group,
 }
 
 impl AuditLog {
@@ -342,7 +337,6 @@ impl AuditLog {
             path: path.to_path_buf(),
             rotation,
             current: RwLock::new(current),
-            group: group::Group::default(),
         })
     }
 
@@ -365,9 +359,25 @@ impl AuditLog {
         }))
     }
 
-    /// Writes one event as one line, in its own `write`.
+    /// Writes one event as one line.
     pub fn write(&self, event: &AuditEvent) -> Result<(), AuditError> {
-        with_line(event, |line| self.append(line))
+        thread_local! {
+            /// The line under construction, reused: one per thread, so no lock and no
+            /// allocation per event once it has grown to the usual line size.
+            static LINE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        LINE.with(|cell| {
+            let mut line = cell.borrow_mut();
+            line.clear();
+            line::write_event(&mut line, event);
+            line.push(b'\n');
+            let written = self.append(&line);
+            if line.capacity() > 64 * 1024 {
+                // An event with a huge explanation or many findings: do not keep its buffer.
+                *line = Vec::new();
+            }
+            written
+        })
     }
 
     /// Serialises with serde (the rare events that are not [`AuditEvent`]s).
@@ -458,26 +468,6 @@ impl AuditLog {
         })?;
         Ok(())
     }
-}
-
-/// Runs `f` on the event's line (newline included), built in a per-thread buffer: no lock,
-/// and no allocation per event once the buffer has grown to the usual line size.
-fn with_line<R>(event: &AuditEvent, f: impl FnOnce(&[u8]) -> R) -> R {
-    thread_local! {
-        static LINE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    LINE.with(|cell| {
-        let mut line = cell.borrow_mut();
-        line.clear();
-        line::write_event(&mut line, event);
-        line.push(b'\n');
-        let out = f(&line);
-        if line.capacity() > 64 * 1024 {
-            // An event with a huge explanation or many findings: do not keep its buffer.
-            *line = Vec::new();
-        }
-        out
-    })
 }
 
 fn open_current(path: &Path) -> Result<Current, AuditError> {

@@ -295,24 +295,7 @@ impl Proxy {
         if domestic && !rt.loaded.config.audit.include_domestic {
             return;
         }
-        self.audited(self.audit.write(event));
-    }
-
-    /// [`Proxy::audit`] through the audit log's group commit: for the responses of allowed
-    /// requests, which finish many to a turn of the event loop under load. Resolves once
-    /// the line is written, so it is still in the file before the response leaves.
-    async fn audit_grouped(&self, rt: &Runtime, event: &AuditEvent) {
-        self.live.record(event);
-        let domestic = event.chujing.reason == Some("domestic");
-        if domestic && !rt.loaded.config.audit.include_domestic {
-            return;
-        }
-        self.audited(self.audit.write_grouped(event).await);
-    }
-
-    /// Health, metrics and the log line for an audit write's result.
-    fn audited(&self, written: Result<(), AuditError>) {
-        match written {
+        match self.audit.write(event) {
             Ok(()) => self.health.audit_ok.store(true, Ordering::Relaxed),
             Err(e) => {
                 self.health.audit_ok.store(false, Ordering::Relaxed);
@@ -422,7 +405,7 @@ impl Proxy {
     }
 
     /// Streams the upstream's response to the client and audits the decision.
-    async fn deliver(
+    fn deliver(
         &self,
         rt: &Runtime,
         facts: &RequestFacts<'_>,
@@ -439,7 +422,7 @@ impl Proxy {
                 ..rt.decided(destination, decision, report)
             },
         );
-        self.audit_grouped(rt, &event).await;
+        self.audit(rt, &event);
         self.observe_decision(rt, facts, destination, decision, report);
         pipeline::client_response(resp)
     }

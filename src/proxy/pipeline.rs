@@ -207,11 +207,7 @@ pub async fn handle(
         let sent = send_bounded(&proxy, &rt, checkout, up_req).await;
         proxy.metrics().observe_upstream(sent_at.elapsed());
         return match sent {
-            Ok(resp) => {
-                proxy
-                    .deliver(&rt, &facts, &destination, &decision, &report, resp)
-                    .await
-            }
+            Ok(resp) => proxy.deliver(&rt, &facts, &destination, &decision, &report, resp),
             Err(e) => proxy.upstream_failed(&rt, &facts, &destination, &decision, &report, e),
         };
     }
@@ -294,11 +290,7 @@ pub async fn handle(
             }
         }
         PumpEnd::Complete(decision, report) => match sent {
-            Ok(resp) => {
-                proxy
-                    .deliver(&rt, &facts, &destination, &decision, &report, resp)
-                    .await
-            }
+            Ok(resp) => proxy.deliver(&rt, &facts, &destination, &decision, &report, resp),
             Err(e) => proxy.upstream_failed(&rt, &facts, &destination, &decision, &report, e),
         },
     }
