@@ -16,34 +16,63 @@ static HOP_BY_HOP: [HeaderName; 7] = [
 
 /// Removes hop-by-hop headers in place.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most requests carry none: one pass over the distinct names (a handful) is cheaper
-    // than hashing eight removals.
-    if !headers
-        .keys()
-        .any(|k| k == header::TE || HOP_BY_HOP.contains(k))
-    {
+    // One pass over the distinct names (a handful) finds which hop-by-hop headers are there;
+    // most requests carry none, and most responses only `Connection: keep-alive`. Removing
+    // just those is cheaper than hashing eight removals.
+    let mut present = [false; HOP_BY_HOP.len()];
+    let mut te = false;
+    for k in headers.keys() {
+        if k == header::TE {
+            te = true;
+        } else if let Some(i) = HOP_BY_HOP.iter().position(|h| h == k) {
+            present[i] = true;
+        }
+    }
+    if !te && !present.contains(&true) {
         return;
     }
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+    // `Connection` names more headers to drop; `close` and `keep-alive` (the usual values)
+    // name none beyond the fixed list, so the list is only built for anything else.
+    let names_others = |v: &str| {
+        v.split(',').any(|t| {
+            let t = t.trim();
+            !t.is_empty()
+                && !t.eq_ignore_ascii_case("close")
+                && !t.eq_ignore_ascii_case("keep-alive")
+        })
+    };
+    if present[0]
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(names_others))
+    {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect();
+        for name in &named {
+            headers.remove(name);
+        }
+    }
+    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
         headers.remove(name);
     }
-    let te_trailers = headers
-        .get(header::TE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
-        });
-    headers.remove(header::TE);
-    if te_trailers {
-        headers.insert(header::TE, header::HeaderValue::from_static("trailers"));
+    if te {
+        let te_trailers = headers
+            .get(header::TE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+            });
+        headers.remove(header::TE);
+        if te_trailers {
+            headers.insert(header::TE, header::HeaderValue::from_static("trailers"));
+        }
     }
 }
 
@@ -89,5 +118,33 @@ mod tests {
         clean.insert("x-keep", HeaderValue::from_static("yes"));
         strip_hop_by_hop(&mut clean);
         assert_eq!(clean.len(), 1);
+    }
+
+    #[test]
+    fn usual_connection_values_and_unusual_ones() {
+        // The usual response: only `Connection: keep-alive` goes.
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.get(header::CONTENT_TYPE).is_some());
+        // A named header hidden behind the usual values, in a second Connection line, any case.
+        let mut h = HeaderMap::new();
+        h.append(
+            header::CONNECTION,
+            HeaderValue::from_static("Keep-Alive, close"),
+        );
+        h.append(header::CONNECTION, HeaderValue::from_static(" X-Hop-Two "));
+        h.insert("x-hop-two", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TE, HeaderValue::from_static("gzip"));
+        h.insert("x-keep", HeaderValue::from_static("yes"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(
+            h.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+            ["x-keep"],
+            "TE without trailers goes too"
+        );
     }
 }
