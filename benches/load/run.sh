@@ -6,7 +6,8 @@
 #
 #   apt-get install -y nginx-light wrk         # Debian/Ubuntu
 #   cargo build --release --bin chujing
-#   benches/load/run.sh        # env: DURATION=10 CONNS=32 THREADS=2 SOAK=60 SOAK_BODY=1k_pi
+#   benches/load/run.sh        # env: DURATION=10 ROUNDS=3 CONNS=32 THREADS=2 SOAK=60 SOAK_BODY=1k_pi
+#                              #      SCENARIOS="get 1k_clean 1k_pi 64k_clean 64k_pi"
 #
 # Not run in CI (it needs quiet cores to mean anything).
 set -euo pipefail
@@ -18,6 +19,8 @@ CONNS="${CONNS:-32}"
 THREADS="${THREADS:-2}"
 SOAK="${SOAK:-60}"
 SOAK_BODY="${SOAK_BODY:-1k_pi}"   # body of the constant-memory run
+SCENARIOS="${SCENARIOS:-get 1k_clean 1k_pi 64k_clean 64k_pi}"
+ROUNDS="${ROUNDS:-3}"           # alternating rounds per scenario; the table shows medians
 UP_PORT="${UP_PORT:-18081}"     # fixed upstream (nginx, static answer) on 127.0.0.2
 NGX_PORT="${NGX_PORT:-18080}"   # nginx reverse proxy
 CJ_PORT="${CJ_PORT:-18090}"     # chujing reverse listener, destination abroad (inspected)
@@ -186,16 +189,27 @@ run_wrk() { # port scenario
 }
 
 echo
-echo "wrk -t$THREADS -c$CONNS -d${DURATION}s --latency; $(nproc) cores; $(date -u +%FT%TZ)"
+echo "wrk -t$THREADS -c$CONNS -d${DURATION}s --latency; median of $ROUNDS round(s); $(nproc) cores; $(date -u +%FT%TZ)"
 echo
 printf '| scenario | nginx req/s | chujing req/s | ratio | nginx p50 / p99 ms | chujing p50 / p99 ms | Δp99 ms | chujing, no inspection: req/s (ratio) | non-2xx (n/c) |\n'
 printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
-for s in get 1k_clean 1k_pi 64k_clean 64k_pi; do
-  read -r n_rps n_p50 n_p99 n_bad < <(run_wrk "$NGX_PORT" "$s")
-  read -r c_rps c_p50 c_p99 c_bad < <(run_wrk "$CJ_PORT" "$s")
-  read -r z_rps _ _ _ < <(run_wrk "$CJ0_PORT" "$s")
-  awk -v s="$s" -v nr="$n_rps" -v cr="$c_rps" -v zr="$z_rps" -v n50="$n_p50" -v n99="$n_p99" -v c50="$c_p50" -v c99="$c_p99" -v nb="$n_bad" -v cb="$c_bad" \
+# Each scenario runs ROUNDS times, nginx and chujing alternating, and each column is the
+# median over the rounds: on a shared machine, load from elsewhere then shifts a round of
+# both sides rather than one side's only number.
+median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+for s in $SCENARIOS; do
+  declare -A col=()
+  for _ in $(seq "$ROUNDS"); do
+    read -r n_rps n_p50 n_p99 n_bad < <(run_wrk "$NGX_PORT" "$s")
+    read -r c_rps c_p50 c_p99 c_bad < <(run_wrk "$CJ_PORT" "$s")
+    read -r z_rps _ _ _ < <(run_wrk "$CJ0_PORT" "$s")
+    for k in n_rps n_p50 n_p99 c_rps c_p50 c_p99 z_rps; do col[$k]+="${!k} "; done
+    col[n_bad]=$(( ${col[n_bad]:-0} + n_bad )); col[c_bad]=$(( ${col[c_bad]:-0} + c_bad ))
+  done
+  for k in n_rps n_p50 n_p99 c_rps c_p50 c_p99 z_rps; do col[$k]=$(echo "${col[$k]}" | median); done
+  awk -v s="$s" -v nr="${col[n_rps]}" -v cr="${col[c_rps]}" -v zr="${col[z_rps]}" -v n50="${col[n_p50]}" -v n99="${col[n_p99]}" -v c50="${col[c_p50]}" -v c99="${col[c_p99]}" -v nb="${col[n_bad]}" -v cb="${col[c_bad]}" \
     'BEGIN { printf "| %s | %.0f | %.0f | %.2f× | %.2f / %.2f | %.2f / %.2f | %+.2f | %.0f (%.2f×) | %s / %s |\n", s, nr, cr, cr/nr, n50, n99, c50, c99, c99-n99, zr, zr/nr, nb, cb }'
+  unset col
 done
 echo
 printf 'peak RSS: nginx (largest proxy process) %.1f MiB, chujing %.1f MiB\n' \
