@@ -98,7 +98,13 @@ mod tests {
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(Line::new("").ip(ip).done(), ip.to_string());
         }
-        for (y, m, d) in [(2026, 11, 24), (1, 1, 1), (999, 12, 31), (9999, 2, 3), (2024, 2, 29)] {
+        for (y, m, d) in [
+            (2026, 11, 24),
+            (1, 1, 1),
+            (999, 12, 31),
+            (9999, 2, 3),
+            (2024, 2, 29),
+        ] {
             let date = NaiveDate::from_ymd_opt(y, m, d).unwrap();
             assert_eq!(Line::new("").date(date).done(), date.to_string());
         }

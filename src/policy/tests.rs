@@ -710,7 +710,10 @@ fn explanation_lines_read_exactly() {
     let p = policy("");
     let us = dest("api.partner.com", "198.51.100.7", Some("US"));
     let mut r = report(
-        &[("cn_mobile", DataClass::Personal), ("email", DataClass::Personal)],
+        &[
+            ("cn_mobile", DataClass::Personal),
+            ("email", DataClass::Personal),
+        ],
         2,
     );
     r.findings[0].count = 3;

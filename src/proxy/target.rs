@@ -239,7 +239,11 @@ mod tests {
         assert_eq!(t.path_and_query, "/base/orders?x=1");
         let t = reverse_target(&routes, &get("api.local", "/v1/users/7")).unwrap();
         assert_eq!((t.host.as_str(), t.port), ("users.example", 80));
-        assert_eq!(t.authority(), "users.example", "no port when it is the default");
+        assert_eq!(
+            t.authority(),
+            "users.example",
+            "no port when it is the default"
+        );
         assert_eq!(t.path_and_query, "/v1/users/7");
         let t = reverse_target(&routes, &get("other", "/v1x")).unwrap();
         assert_eq!(t.host, "fallback");
