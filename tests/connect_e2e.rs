@@ -530,3 +530,51 @@ async fn monitor_mode_tunnels_a_bypass_abroad_but_records_the_would_be_block() {
     assert_eq!(events[0]["chujing"]["reason"], "uninspectable");
     w.proxy.stop().await;
 }
+
+/// The drain waits for a request in flight inside an intercepted tunnel: the tunnel's
+/// CONNECT connection ended with its `200`, so only the tunnel registry keeps the proxy
+/// from cutting it. The request completes, the tunnel then closes, and the proxy stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_waits_for_a_request_inside_an_intercepted_tunnel() {
+    let w = world(true, "").await;
+    let port = w.de.addr.port();
+    let (s, head) = connect(&w.proxy, &format!("secure.test:{port}")).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let name = rustls::pki_types::ServerName::try_from("secure.test").unwrap();
+    let mut tls = tls_client(&w.intercept_ca)
+        .connect(name, s)
+        .await
+        .expect("handshake with our leaf");
+    // Half the body now, the rest once the drain has started.
+    let body = b"{\"order\":\"A-1001\"}";
+    tls.write_all(
+        format!(
+            "POST /drain HTTP/1.1\r\nhost: secure.test:{port}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    tls.write_all(&body[..8]).await.unwrap();
+    tls.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let stopping = tokio::spawn(w.proxy.stop());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !stopping.is_finished(),
+        "the proxy must not stop while a tunnel's request is in flight"
+    );
+    tls.write_all(&body[8..]).await.unwrap();
+    tls.flush().await.unwrap();
+    let mut reply = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut reply)).await;
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{read:?}: {reply}");
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .expect("the proxy stops once the tunnel has closed")
+        .unwrap();
+    assert_eq!(w.de.requests().len(), 1, "the request reached the upstream");
+}

@@ -231,9 +231,11 @@ pub(super) async fn handle(
         return established();
     }
 
-    // Phase 3: interception, after the client got its 200.
+    // Phase 3: interception, after the client got its 200. Registered for the drain before
+    // the 200 leaves: the CONNECT's own connection ends with it.
     let tunnel = Arc::new(Tunnel { host, port, ip });
-    tokio::spawn(intercept_boxed(
+    let registered = proxy.tunnels.open();
+    let intercepted = intercept_boxed(
         proxy,
         rt,
         icpt,
@@ -243,7 +245,11 @@ pub(super) async fn handle(
         req,
         request_id,
         started,
-    ));
+    );
+    tokio::spawn(async move {
+        intercepted.await;
+        drop(registered);
+    });
     established()
 }
 
@@ -492,6 +498,7 @@ async fn intercept(
         tunnel: Some(tunnel),
         ..conn
     };
+    let mut draining = proxy.tunnels.draining();
     let service = service_fn(move |req| {
         let proxy = Arc::clone(&proxy);
         let conn = inner.clone();
@@ -504,7 +511,20 @@ async fn intercept(
         .header_read_timeout(read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192));
     builder.http2().timer(TokioTimer::new());
-    if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
+    let served = builder.serve_connection(TokioIo::new(tls), service);
+    tokio::pin!(served);
+    let mut asked_to_close = false;
+    let result = loop {
+        tokio::select! {
+            r = served.as_mut() => break r,
+            _ = draining.wait_for(|d| *d), if !asked_to_close => {
+                // The proxy drains: finish the request in flight, then close (HTTP/2: GOAWAY).
+                served.as_mut().graceful_shutdown();
+                asked_to_close = true;
+            }
+        }
+    };
+    if let Err(e) = result {
         tracing::debug!(error = %e, "intercepted connection ended with an error");
     }
 }

@@ -12,6 +12,7 @@ pub mod reload;
 pub mod respond;
 pub mod status;
 pub mod target;
+mod tunnels;
 pub mod upstream;
 pub mod workers;
 
@@ -187,6 +188,8 @@ pub struct Proxy {
     /// CONNECT must never tunnel back into the proxy.
     listening: std::sync::OnceLock<Vec<SocketAddr>>,
     live: LiveHub,
+    /// Intercepted CONNECT tunnels, which the connection-level drain cannot see.
+    tunnels: Arc<tunnels::Tunnels>,
 }
 
 impl Proxy {
@@ -221,6 +224,7 @@ impl Proxy {
             id_counter: AtomicU64::new(0),
             listening: std::sync::OnceLock::new(),
             live: LiveHub::default(),
+            tunnels: Arc::default(),
         }))
     }
 
@@ -654,10 +658,9 @@ pub async fn serve(
         let _ = task.await;
     }
     let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
-    if tokio::time::timeout(drain, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    // Connections and intercepted tunnels drain together, within one deadline.
+    let drained = async { tokio::join!(graceful.shutdown(), proxy.tunnels.drain()) };
+    if tokio::time::timeout(drain, drained).await.is_err() {
         tracing::warn!(
             ?drain,
             "drain deadline reached; closing remaining connections"
