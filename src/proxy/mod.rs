@@ -658,8 +658,14 @@ pub async fn serve(
         let _ = task.await;
     }
     let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
-    // Connections and intercepted tunnels drain together, within one deadline.
-    let drained = async { tokio::join!(graceful.shutdown(), proxy.tunnels.drain()) };
+    // Connections, then intercepted tunnels, within one deadline. Tunnels hear of the drain
+    // first; they are counted only once the connections are done, because a CONNECT still
+    // being decided on one of them may register its tunnel late.
+    proxy.tunnels.start_drain();
+    let drained = async {
+        graceful.shutdown().await;
+        proxy.tunnels.closed().await;
+    };
     if tokio::time::timeout(drain, drained).await.is_err() {
         tracing::warn!(
             ?drain,

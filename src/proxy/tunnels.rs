@@ -54,9 +54,15 @@ impl Tunnels {
         self.draining.subscribe()
     }
 
-    /// Starts the drain and resolves once no tunnel is open.
-    pub(super) async fn drain(&self) {
+    /// Tells every tunnel, open or yet to open, that the drain has started.
+    pub(super) fn start_drain(&self) {
         self.draining.send_replace(true);
+    }
+
+    /// Resolves once no tunnel is open. Call it after the connections have drained: a
+    /// tunnel is registered by a request on a connection, so none can open after that, while
+    /// a CONNECT still being decided when the drain started may register one late.
+    pub(super) async fn closed(&self) {
         loop {
             let closed = self.all_closed.notified();
             tokio::pin!(closed);
@@ -92,9 +98,23 @@ mod tests {
     #[tokio::test]
     async fn drain_waits_for_every_open_tunnel_and_tells_late_ones() {
         let tunnels = Arc::new(Tunnels::default());
-        tokio::time::timeout(Duration::from_secs(1), tunnels.drain())
+        tunnels.start_drain();
+        tokio::time::timeout(Duration::from_secs(1), tunnels.closed())
             .await
             .expect("nothing open: the drain ends at once");
+        // A CONNECT decided after the drain started registers late: still waited for.
+        let late = tunnels.open();
+        let wait = tokio::spawn({
+            let tunnels = Arc::clone(&tunnels);
+            async move { tunnels.closed().await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!wait.is_finished(), "a late tunnel is waited for");
+        drop(late);
+        tokio::time::timeout(Duration::from_secs(1), wait)
+            .await
+            .unwrap()
+            .unwrap();
 
         let tunnels = Arc::new(Tunnels::default());
         let first = tunnels.open();
@@ -103,7 +123,10 @@ mod tests {
         assert!(!*told.borrow());
         let drain = tokio::spawn({
             let tunnels = Arc::clone(&tunnels);
-            async move { tunnels.drain().await }
+            async move {
+                tunnels.start_drain();
+                tunnels.closed().await
+            }
         });
         told.wait_for(|d| *d).await.unwrap();
         // A receiver made after the drain started sees it too.
