@@ -1275,6 +1275,7 @@ fn mask_custom(v: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::classify::tests::xorshift;
 
     #[test]
     fn candidates_found_at_run_start() {
@@ -1313,11 +1314,8 @@ mod tests {
             let n = (state % 80) as usize;
             let buf: Vec<u8> = (0..n)
                 .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
                     // Digits more often than not, so runs of every length occur.
-                    let k = (state % 10) as usize;
+                    let k = (xorshift(&mut state) % 10) as usize;
                     alphabet[if k < 6 { k % 3 } else { k - 3 }]
                 })
                 .collect();
@@ -1339,10 +1337,7 @@ mod tests {
             let n = (state % 40) as usize;
             let buf: Vec<u8> = (0..n)
                 .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    let k = (state % 12) as usize;
+                    let k = (xorshift(&mut state) % 12) as usize;
                     alphabet[if k < 9 { k % 3 } else { k - 6 }]
                 })
                 .collect();

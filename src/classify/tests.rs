@@ -851,10 +851,7 @@ fn base64_run_search_matches_reference() {
         let hex_only = round % 5 == 0;
         let buf: Vec<u8> = (0..n)
             .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                let k = (state % 40) as usize;
+                let k = (xorshift(&mut state) % 40) as usize;
                 if k < 36 {
                     if hex_only {
                         [b'0', b'f', b'-'][k % 3]
@@ -1015,4 +1012,13 @@ fn fuzz_regression_health_count_in_long_form_does_not_depend_on_chunking() {
         64, 53, 64, 1, 68, 64, 53, 46, 65, 68, 64, 64, 53, 46, 75, 73, 67, 68, 41, 43,
     ];
     assert_form_chunking_invariant(body, 1..body.len());
+}
+
+/// One step of Marsaglia's xorshift64: a fixed, dependency-free byte source for the
+/// reference-comparison tests here and in `scan`.
+pub(super) fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
 }
