@@ -226,6 +226,45 @@ async fn resident_id_to_abroad_without_transfer_is_blocked_and_never_reaches_ups
     );
 }
 
+/// A body that arrives whole with its head is decided before any connection is taken: a
+/// block does not even open a TCP connection to the upstream. A clean request to the same
+/// listener shows that the count sees the connections that are made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_body_decided_as_a_block_opens_no_upstream_connection() {
+    let w = world("enforce", "").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
+                    .await;
+            });
+        }
+    });
+    let url = format!("http://partner.test:{port}/users");
+
+    let (status, json, r) = post_forward(&w, &url, &json_body("idNo", &ids::adult())).await;
+    assert_blocked(status, &json, &r, "no_approved_transfer");
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a request blocked on its whole body must not open an upstream connection"
+    );
+
+    let (status, _, _) = post_forward(&w, &url, &json_body("note", "nothing personal")).await;
+    assert_eq!(status, 200);
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn id_with_wrong_check_digit_is_not_personal_info() {
     let w = world("enforce", "").await;

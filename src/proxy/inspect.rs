@@ -19,9 +19,11 @@ pub const HOLDBACK_IDENTITY: usize = 4 * 1024;
 /// For content-encoded bodies the compressed bytes map loosely onto decoded ones; keep more.
 pub const HOLDBACK_ENCODED: usize = 64 * 1024;
 
-/// The request body sent upstream: frames released by the pump, or nothing.
+/// The request body sent upstream: frames released by the pump, one chunk scanned and
+/// decided before the request left, or nothing.
 pub struct UpstreamBody {
     rx: Option<mpsc::Receiver<Result<Frame<Bytes>, BodyAborted>>>,
+    whole: Option<Bytes>,
     size: SizeHint,
 }
 
@@ -34,7 +36,17 @@ impl UpstreamBody {
     pub fn empty() -> UpstreamBody {
         UpstreamBody {
             rx: None,
+            whole: None,
             size: SizeHint::with_exact(0),
+        }
+    }
+
+    /// The whole body, already scanned and allowed.
+    pub fn full(data: Bytes) -> UpstreamBody {
+        UpstreamBody {
+            rx: None,
+            size: SizeHint::with_exact(data.len() as u64),
+            whole: Some(data),
         }
     }
 
@@ -42,7 +54,12 @@ impl UpstreamBody {
     /// declared length, so HTTP/1.1 keeps `Content-Length` framing when it had one.
     pub fn channel(size: SizeHint) -> (BodySender, UpstreamBody) {
         let (tx, rx) = mpsc::channel(4);
-        (BodySender { tx }, UpstreamBody { rx: Some(rx), size })
+        let body = UpstreamBody {
+            rx: Some(rx),
+            whole: None,
+            size,
+        };
+        (BodySender { tx }, body)
     }
 }
 
@@ -54,6 +71,10 @@ impl Body for UpstreamBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyAborted>>> {
+        if let Some(data) = self.whole.take() {
+            self.size = SizeHint::with_exact(0);
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
         match self.rx.as_mut() {
             None => Poll::Ready(None),
             Some(rx) => rx.poll_recv(cx),
@@ -61,7 +82,7 @@ impl Body for UpstreamBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.rx.is_none()
+        self.rx.is_none() && self.whole.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {

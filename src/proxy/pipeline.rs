@@ -3,7 +3,9 @@
 //! 2. **destination** — resolve the host once, geolocate the IP we will connect to;
 //! 3. **request filter** — scan the URL and header values, decide; a block ends here;
 //! 4. **upstream** — connect, stream the body through the classifier (a chunk leaves only
-//!    after it and the bytes behind it were scanned), re-deciding as findings grow;
+//!    after it and the bytes behind it were scanned), re-deciding as findings grow. A body
+//!    that is already here whole (none, or one frame read with the head) is decided first,
+//!    and a connection is taken only for a request that may leave;
 //! 5. **final decision** — at the end of the body: decide, count individuals, release the
 //!    held-back tail or abort the upstream request;
 //! 6. **response** — stream the upstream's response back, or refuse; then one audit event.
@@ -192,25 +194,49 @@ pub async fn handle(
 
     // A request without a body is decided in full before a connection is opened.
     if body.is_end_stream() {
-        let (decision, report) = inspection.finish(true).await;
-        if inspection.enforced(&decision) {
-            return proxy.refuse(&rt, &facts, &destination, &decision, &report);
-        }
-        let checkout = match proxy.upstream.checkout(key).await {
-            Ok(c) => c,
-            Err(e) => {
-                return proxy.upstream_failed(&rt, &facts, &destination, &decision, &report, e)
-            }
-        };
-        let up_req = upstream_request(parts, &target, checkout.protocol(), UpstreamBody::empty());
-        let sent_at = std::time::Instant::now();
-        let sent = send_bounded(&proxy, &rt, checkout, up_req).await;
-        proxy.metrics().observe_upstream(sent_at.elapsed());
-        return match sent {
-            Ok(resp) => proxy.deliver(&rt, &facts, &destination, &decision, &report, resp),
-            Err(e) => proxy.upstream_failed(&rt, &facts, &destination, &decision, &report, e),
-        };
+        return forward_whole(
+            &proxy,
+            &rt,
+            &facts,
+            &destination,
+            &mut inspection,
+            Outgoing {
+                parts,
+                target: &target,
+                key,
+            },
+            UpstreamBody::empty(),
+        )
+        .await;
     }
+
+    // The usual small API call: hyper read the whole body with the head, so it is already
+    // here as one frame. It is scanned and decided like a request without a body, then sent
+    // in one piece: no pump, no holdback queue, no channel to the upstream connection.
+    let mut body = body;
+    let first = match frame_now(&mut body).await {
+        Some(Some(Ok(frame))) if frame.is_data() && body.is_end_stream() => {
+            let data = frame.into_data().unwrap_or_default();
+            inspection.feed(&data);
+            return forward_whole(
+                &proxy,
+                &rt,
+                &facts,
+                &destination,
+                &mut inspection,
+                Outgoing {
+                    parts,
+                    target: &target,
+                    key,
+                },
+                UpstreamBody::full(data),
+            )
+            .await;
+        }
+        // Anything else (a first chunk of more, trailers, an error, nothing yet) is handed
+        // to the streaming path below, which takes it before reading on.
+        polled => polled.map(|frame| frame.map(|f| f.map_err(BodyRead::Failed))),
+    };
 
     // Phase 4: upstream, with the body streamed through the classifier.
     let checkout = match proxy.upstream.checkout(key).await {
@@ -219,7 +245,7 @@ pub async fn handle(
             // Nothing can leave, but the decision still matters: an attempt to send personal
             // data abroad is a block (and audited as one) even when the upstream is down.
             let body_timeout = Duration::from_millis(rt.loaded.config.limits.body_read_timeout_ms);
-            return match scan_only(body, &mut inspection, body_timeout).await {
+            return match scan_only(body, first, &mut inspection, body_timeout).await {
                 PumpEnd::Blocked(decision, report) => {
                     proxy.refuse(&rt, &facts, &destination, &decision, &report)
                 }
@@ -240,7 +266,7 @@ pub async fn handle(
             proxy.metrics().observe_upstream(sent_at.elapsed());
             sent
         },
-        pump(body, sender, &mut inspection, body_timeout)
+        pump(body, first, sender, &mut inspection, body_timeout)
     );
 
     // Phase 5 happened inside the pump; phase 6: respond.
@@ -296,6 +322,49 @@ pub async fn handle(
     }
 }
 
+/// The request line and headers as they go upstream, and the pool key of their connection.
+struct Outgoing<'t> {
+    parts: http::request::Parts,
+    target: &'t Target,
+    key: PoolKey,
+}
+
+/// Sends a request whose body is already scanned in full (none, or one frame): decided before
+/// a connection is taken; individuals counted only once one is, since nothing leaves
+/// otherwise; then sent and answered.
+async fn forward_whole(
+    proxy: &Proxy,
+    rt: &Runtime,
+    facts: &RequestFacts<'_>,
+    destination: &Destination,
+    inspection: &mut Inspection<'_>,
+    outgoing: Outgoing<'_>,
+    body: UpstreamBody,
+) -> Response<ProxyBody> {
+    let (mut decision, report) = inspection.conclude();
+    if inspection.enforced(&decision) {
+        return proxy.refuse(rt, facts, destination, &decision, &report);
+    }
+    let Outgoing { parts, target, key } = outgoing;
+    let checkout = match proxy.upstream.checkout(key).await {
+        Ok(c) => c,
+        Err(e) => return proxy.upstream_failed(rt, facts, destination, &decision, &report, e),
+    };
+    inspection.count(&mut decision).await;
+    if inspection.enforced(&decision) {
+        // Over the transfer's volume cap (or its store unavailable, failing closed).
+        return proxy.refuse(rt, facts, destination, &decision, &report);
+    }
+    let up_req = upstream_request(parts, target, checkout.protocol(), body);
+    let sent_at = std::time::Instant::now();
+    let sent = send_bounded(proxy, rt, checkout, up_req).await;
+    proxy.metrics().observe_upstream(sent_at.elapsed());
+    match sent {
+        Ok(resp) => proxy.deliver(rt, facts, destination, &decision, &report, resp),
+        Err(e) => proxy.upstream_failed(rt, facts, destination, &decision, &report, e),
+    }
+}
+
 /// How the body pump ended.
 enum PumpEnd {
     /// Body fully forwarded under this (allowing, or monitor-mode) decision.
@@ -307,13 +376,20 @@ enum PumpEnd {
 }
 
 /// Reads the client's body through the classifier only (no upstream): for requests whose
-/// upstream could not be reached. Individuals are not counted, since nothing left.
+/// upstream could not be reached. Individuals are not counted, since nothing left. `first` is
+/// a frame already taken from `body`, if any.
 async fn scan_only(
     mut body: Incoming,
+    mut first: Prefetched,
     inspection: &mut Inspection<'_>,
     timeout: Duration,
 ) -> PumpEnd {
-    while let Some(frame) = next_frame(&mut body, timeout).await {
+    loop {
+        let next = match first.take() {
+            Some(polled) => polled,
+            None => next_frame(&mut body, timeout).await,
+        };
+        let Some(frame) = next else { break };
         let Ok(frame) = frame else {
             let (decision, report) = (inspection.current_decision(), inspection.snapshot());
             let message = match frame {
@@ -324,8 +400,11 @@ async fn scan_only(
         };
         if let Some(data) = frame.data_ref() {
             inspection.feed(data);
-            if let Some(decision) = inspection.blocking_verdict() {
-                return PumpEnd::Blocked(decision, inspection.snapshot());
+            // At the end of the body the final decision follows at once.
+            if !body.is_end_stream() {
+                if let Some(decision) = inspection.blocking_verdict() {
+                    return PumpEnd::Blocked(decision, inspection.snapshot());
+                }
             }
         }
     }
@@ -340,6 +419,7 @@ async fn scan_only(
 /// Moves the client's body to the upstream through the classifier and the holdback queue.
 async fn pump(
     mut body: Incoming,
+    mut first: Prefetched,
     tx: BodySender,
     inspection: &mut Inspection<'_>,
     timeout: Duration,
@@ -347,7 +427,12 @@ async fn pump(
     let mut held = Holdback::new(inspection.holdback_limit());
     let mut trailers = None;
     let mut upstream_gone = false;
-    while let Some(frame) = next_frame(&mut body, timeout).await {
+    loop {
+        let next = match first.take() {
+            Some(polled) => polled,
+            None => next_frame(&mut body, timeout).await,
+        };
+        let Some(frame) = next else { break };
         let frame = match frame {
             Ok(f) => f,
             Err(e) => {
@@ -369,9 +454,14 @@ async fn pump(
             }
         };
         inspection.feed(&data);
-        if let Some(decision) = inspection.blocking_verdict() {
-            tx.abort("data exit blocked").await;
-            return PumpEnd::Blocked(decision, inspection.snapshot());
+        // The last chunk of the body: the final decision (below) follows at once, so a
+        // mid-body verdict would only repeat it, and nothing more is released before it.
+        let last = body.is_end_stream();
+        if !last {
+            if let Some(decision) = inspection.blocking_verdict() {
+                tx.abort("data exit blocked").await;
+                return PumpEnd::Blocked(decision, inspection.snapshot());
+            }
         }
         if upstream_gone {
             continue;
@@ -381,6 +471,9 @@ async fn pump(
             continue;
         }
         held.push(data);
+        if last {
+            continue;
+        }
         while let Some(chunk) = held.pop_released() {
             if tx.send(Frame::data(chunk)).await.is_err() {
                 upstream_gone = true;
@@ -428,6 +521,21 @@ impl std::fmt::Display for BodyRead {
 
 /// The next body frame, or a timeout when the client stalls (slow-body attacks hold a
 /// connection, an upstream connection and a scanner each).
+/// A frame taken from the body ahead of the loop that reads it: `Some(next)` where `next` is
+/// what [`next_frame`] would have returned.
+type Prefetched = Option<Option<Result<Frame<Bytes>, BodyRead>>>;
+
+/// The body's next frame if hyper already holds it (`Some`), without waiting for the client.
+async fn frame_now(body: &mut Incoming) -> Option<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match std::pin::Pin::new(&mut *body).poll_frame(cx) {
+            std::task::Poll::Ready(frame) => Some(frame),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
+}
+
 async fn next_frame(
     body: &mut Incoming,
     timeout: Duration,
@@ -521,7 +629,8 @@ struct Inspection<'a> {
     encoded: bool,
     /// Time spent in the classifier, for the scan latency histogram.
     scan_time: std::time::Duration,
-    finished: Option<ScanReport>,
+    /// The scan was concluded (the scanner consumed).
+    finished: bool,
 }
 
 impl<'a> Inspection<'a> {
@@ -561,7 +670,7 @@ impl<'a> Inspection<'a> {
             seen_version: 0,
             encoded,
             scan_time: std::time::Duration::ZERO,
-            finished: None,
+            finished: false,
         }
     }
 
@@ -591,11 +700,12 @@ impl<'a> Inspection<'a> {
         }
     }
 
+    /// The findings so far (before [`Inspection::conclude`]; nothing scanned: empty).
     fn snapshot(&self) -> ScanReport {
-        match (&self.finished, &self.scanner) {
-            (Some(r), _) => r.clone(),
-            (None, Some(s)) => s.snapshot(),
-            (None, None) => ScanReport::default(),
+        debug_assert!(!self.finished, "snapshot after the scan was concluded");
+        match &self.scanner {
+            Some(s) => s.snapshot(),
+            None => ScanReport::default(),
         }
     }
 
@@ -641,6 +751,18 @@ impl<'a> Inspection<'a> {
     /// End of the request: the final report and decision, with individuals counted against
     /// the approving transfer when `count` (which may turn it into `volume_cap_exceeded`).
     async fn finish(&mut self, count: bool) -> (Decision, ScanReport) {
+        let (mut decision, report) = self.conclude();
+        if count {
+            self.count(&mut decision).await;
+        }
+        (decision, report)
+    }
+
+    /// The final report and decision, individuals not yet counted. Ends the scan: the
+    /// scanner is consumed, so call it once.
+    fn conclude(&mut self) -> (Decision, ScanReport) {
+        debug_assert!(!self.finished, "the scan of a request is concluded once");
+        self.finished = true;
         let report = match self.scanner.take() {
             Some(s) => {
                 let started = std::time::Instant::now();
@@ -651,31 +773,36 @@ impl<'a> Inspection<'a> {
             }
             None => ScanReport::default(),
         };
-        let mut decision = self.decide(&report);
-        if let Some(claim) = decision.volume_claim.clone().filter(|_| count) {
-            match self.rt.volume.admit(&claim).await {
-                Ok(admission) => decision.apply_admission(&admission),
-                Err(e) => {
-                    // The store could not answer: the fail mode decides, as for anything we
-                    // cannot verify.
-                    tracing::warn!(error = %e, transfer = %claim.transfer, "volume store unavailable");
-                    let config = &self.rt.loaded.config;
-                    let fail_mode = config
-                        .volume
-                        .fail_mode
-                        .unwrap_or(config.classification.fail_mode);
-                    if fail_mode == FailMode::Closed {
-                        decision.apply_volume_unavailable();
-                    } else {
-                        decision.explanation.push(
-                            "volume: store unavailable, forwarded uncounted (fail open)".into(),
-                        );
-                    }
+        let decision = self.decide(&report);
+        (decision, report)
+    }
+
+    /// Counts the decision's individuals against the approving transfer, if it has any to
+    /// count (which may turn it into `volume_cap_exceeded`).
+    async fn count(&self, decision: &mut Decision) {
+        let Some(claim) = decision.volume_claim.clone() else {
+            return;
+        };
+        match self.rt.volume.admit(&claim).await {
+            Ok(admission) => decision.apply_admission(&admission),
+            Err(e) => {
+                // The store could not answer: the fail mode decides, as for anything we
+                // cannot verify.
+                tracing::warn!(error = %e, transfer = %claim.transfer, "volume store unavailable");
+                let config = &self.rt.loaded.config;
+                let fail_mode = config
+                    .volume
+                    .fail_mode
+                    .unwrap_or(config.classification.fail_mode);
+                if fail_mode == FailMode::Closed {
+                    decision.apply_volume_unavailable();
+                } else {
+                    decision
+                        .explanation
+                        .push("volume: store unavailable, forwarded uncounted (fail open)".into());
                 }
             }
         }
-        self.finished = Some(report.clone());
-        (decision, report)
     }
 }
 
