@@ -15,7 +15,7 @@ use chujing::live::{EventFilter, LiveHub};
 use chujing::policy::{Action, Decision, Reason};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 
-fn event(action: Action, reason: Reason, enforced: bool) -> AuditEvent {
+fn event(action: Action, reason: Reason, enforced: bool) -> AuditEvent<'static> {
     let country = CountryCode::parse("DE");
     let destination = Destination {
         host: "api.partner.example".into(),
@@ -74,6 +74,7 @@ fn event(action: Action, reason: Reason, enforced: bool) -> AuditEvent {
             policy_hash: "0123456789abcdef",
         },
     )
+    .into_owned()
 }
 
 fn bench(c: &mut Criterion) {

@@ -110,7 +110,7 @@ impl<'a> Ev<'a> {
         self
     }
 
-    fn event(&self) -> AuditEvent {
+    fn event(&self) -> AuditEvent<'static> {
         let country = self.country.and_then(CountryCode::parse);
         let destination = Destination {
             host: "api.partner.example".into(),
@@ -169,6 +169,7 @@ impl<'a> Ev<'a> {
                 policy_hash: "0123456789abcdef",
             },
         )
+        .into_owned()
     }
 }
 

@@ -330,8 +330,9 @@ mod tests {
     use super::super::*;
     use super::write_event;
     use crate::classify::{Category, DataClass, Finding};
+    use std::borrow::Cow;
 
-    fn event(variant: usize) -> AuditEvent {
+    fn event(variant: usize) -> AuditEvent<'static> {
         let started = Utc::now();
         let facts = RequestFacts {
             request_id: "aed0b268000000011996",
@@ -380,7 +381,7 @@ mod tests {
             ev.chujing.reason = Some("no_transfer_basis");
             ev.chujing.region = Some("abroad");
             ev.chujing.transfer = Some("SCC-\"2026\"".into());
-            ev.chujing.findings = vec![
+            ev.chujing.findings = Cow::Owned(vec![
                 Finding {
                     category: Category::new(Category::CN_RESIDENT_ID),
                     class: DataClass::Sensitive,
@@ -393,13 +394,13 @@ mod tests {
                     count: 0,
                     samples: vec![],
                 },
-            ];
+            ]);
             ev.chujing.subjects = 3;
             ev.chujing.sensitive_subjects = usize::MAX;
-            ev.chujing.explanation = vec![
+            ev.chujing.explanation = Cow::Owned(vec![
                 "destination api.example.de (127.0.0.2) is in DE (abroad)".into(),
                 "控制字符 \u{1f} end".into(),
-            ];
+            ]);
             ev.event.duration = u64::MAX;
         }
         if variant == 4 {
@@ -422,6 +423,87 @@ mod tests {
                 "variant {variant}"
             );
         }
+    }
+
+    /// An event borrows the request's strings, findings and explanation; detached with
+    /// `into_owned`, it outlives them and still says the same thing, field for field.
+    #[test]
+    fn an_owned_event_outlives_what_it_borrowed_and_writes_the_same_line() {
+        let (line, owned) = {
+            let host = String::from("api.example.de");
+            let request_id = String::from("aed0b268000000011996");
+            let facts = RequestFacts {
+                request_id: &request_id,
+                listener: "forward",
+                client: Some("10.0.255.7:40000".parse().unwrap()),
+                method: "POST",
+                scheme: "https",
+                host: &host,
+                port: 443,
+                version: "1.1",
+                started: Utc::now(),
+            };
+            let country = crate::geo::CountryCode::parse("DE");
+            let destination = Destination {
+                host: host.clone(),
+                port: 443,
+                ip: "127.0.0.2".parse().unwrap(),
+                country,
+                region: crate::geo::Region::of_country(country),
+            };
+            let report = ScanReport {
+                bytes: 984,
+                findings: vec![Finding {
+                    category: Category::new(Category::CN_MOBILE),
+                    class: DataClass::Personal,
+                    count: 3,
+                    samples: vec!["138****5678".into()],
+                }],
+                subjects: Vec::new(),
+                uninspectable: None,
+            };
+            let decision = crate::policy::Decision {
+                action: crate::policy::Action::Allow,
+                reason: crate::policy::Reason::ApprovedTransfer,
+                transfer: Some("SCC-LOAD".into()),
+                explanation: vec!["transfer SCC-LOAD covers every category found".into()],
+                volume_claim: None,
+            };
+            let hash = String::from("70a7bd0b6dcaf9b2");
+            let ev = AuditEvent::new(
+                &facts,
+                Outcome {
+                    destination: Some(&destination),
+                    decision: Some(&decision),
+                    report: Some(&report),
+                    mode: Mode::Enforce,
+                    enforced: false,
+                    status: Some(200),
+                    error: None,
+                    policy_hash: &hash,
+                },
+            );
+            let mut line = Vec::new();
+            write_event(&mut line, &ev);
+            (line, ev.into_owned())
+        };
+        let mut again = Vec::new();
+        write_event(&mut again, &owned);
+        assert_eq!(
+            String::from_utf8(again).unwrap(),
+            String::from_utf8(line).unwrap()
+        );
+        let v = serde_json::to_value(&owned).unwrap();
+        assert_eq!(v["destination"]["domain"], "api.example.de");
+        assert_eq!(v["destination"]["geo"]["country_iso_code"], "DE");
+        assert_eq!(v["chujing"]["request_id"], "aed0b268000000011996");
+        assert_eq!(v["chujing"]["transfer"], "SCC-LOAD");
+        assert_eq!(v["chujing"]["findings"][0]["samples"][0], "138****5678");
+        assert_eq!(v["chujing"]["policy_hash"], "70a7bd0b6dcaf9b2");
+        assert_eq!(
+            v["chujing"]["explanation"][0],
+            "transfer SCC-LOAD covers every category found"
+        );
     }
 
     #[test]

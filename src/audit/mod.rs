@@ -5,6 +5,7 @@
 //! Never raw personal data: categories, counts, masked samples and the number of individuals
 //! only. The URL path and query are left out on purpose, because they can carry identifiers.
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::IpAddr;
@@ -38,18 +39,21 @@ pub enum AuditError {
 }
 
 /// One audit event. Built by the proxy (and `explain`), serialised as one JSON line.
+///
+/// It borrows what the request already holds (host, request id, findings, explanation), so
+/// writing an event per request copies no strings; [`AuditEvent::into_owned`] detaches one.
 #[derive(Debug, Clone, Serialize)]
-pub struct AuditEvent {
+pub struct AuditEvent<'a> {
     #[serde(rename = "@timestamp")]
     pub timestamp: String,
     pub event: EventFields,
     pub source: Option<EndpointFields>,
-    pub destination: DestinationFields,
-    pub url: UrlFields,
-    pub http: HttpFields,
+    pub destination: DestinationFields<'a>,
+    pub url: UrlFields<'a>,
+    pub http: HttpFields<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorFields>,
-    pub chujing: ChujingFields,
+    pub chujing: ChujingFields<'a>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -70,35 +74,35 @@ pub struct EndpointFields {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct DestinationFields {
-    pub domain: String,
+pub struct DestinationFields<'a> {
+    pub domain: Cow<'a, str>,
     pub ip: Option<IpAddr>,
     pub port: u16,
-    pub geo: GeoFields,
+    pub geo: GeoFields<'a>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct GeoFields {
-    pub country_iso_code: Option<String>,
+pub struct GeoFields<'a> {
+    pub country_iso_code: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct UrlFields {
-    pub scheme: String,
-    pub domain: String,
+pub struct UrlFields<'a> {
+    pub scheme: Cow<'a, str>,
+    pub domain: Cow<'a, str>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct HttpFields {
-    pub version: String,
-    pub request: HttpRequestFields,
+pub struct HttpFields<'a> {
+    pub version: Cow<'a, str>,
+    pub request: HttpRequestFields<'a>,
     pub response: HttpResponseFields,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct HttpRequestFields {
-    pub method: String,
-    pub id: String,
+pub struct HttpRequestFields<'a> {
+    pub method: Cow<'a, str>,
+    pub id: Cow<'a, str>,
     pub body: BodyFields,
 }
 
@@ -123,8 +127,8 @@ pub struct ErrorFields {
 
 /// chujing's own fields: the decision and what it was based on.
 #[derive(Debug, Clone, Serialize)]
-pub struct ChujingFields {
-    pub request_id: String,
+pub struct ChujingFields<'a> {
+    pub request_id: Cow<'a, str>,
     pub listener: &'static str,
     /// Policy verdict: `allow` | `block` (`None` when no decision could be made).
     pub action: Option<&'static str>,
@@ -132,17 +136,18 @@ pub struct ChujingFields {
     pub enforced: bool,
     pub mode: Mode,
     pub reason: Option<&'static str>,
-    pub transfer: Option<String>,
+    pub transfer: Option<Cow<'a, str>>,
     pub region: Option<&'static str>,
-    pub findings: Vec<Finding>,
+    pub findings: Cow<'a, [Finding]>,
     pub subjects: usize,
     pub sensitive_subjects: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uninspectable: Option<&'static str>,
-    pub policy_hash: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub explanation: Vec<String>,
+    pub policy_hash: Cow<'a, str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub explanation: Cow<'a, [String]>,
 }
+
 
 /// What the proxy knows about a request when it writes the event.
 #[derive(Debug, Clone)]
@@ -175,9 +180,9 @@ pub struct Outcome<'a> {
     pub policy_hash: &'a str,
 }
 
-impl AuditEvent {
+impl<'a> AuditEvent<'a> {
     /// The event for a decision (and, when known, the response status and delivery error).
-    pub fn new(facts: &RequestFacts<'_>, outcome: Outcome<'_>) -> AuditEvent {
+    pub fn new(facts: &RequestFacts<'a>, outcome: Outcome<'a>) -> AuditEvent<'a> {
         let Outcome {
             destination,
             decision,
@@ -214,24 +219,24 @@ impl AuditEvent {
                 port: c.port(),
             }),
             destination: DestinationFields {
-                domain: facts.host.to_string(),
+                domain: Cow::Borrowed(facts.host),
                 ip: destination.map(|d| d.ip),
                 port: destination.map_or(facts.port, |d| d.port),
                 geo: GeoFields {
                     country_iso_code: destination
-                        .and_then(|d| d.country)
-                        .map(|c| c.as_str().to_string()),
+                        .and_then(|d| d.country.as_ref())
+                        .map(|c| Cow::Borrowed(c.as_str())),
                 },
             },
             url: UrlFields {
-                scheme: facts.scheme.to_string(),
-                domain: facts.host.to_string(),
+                scheme: Cow::Borrowed(facts.scheme),
+                domain: Cow::Borrowed(facts.host),
             },
             http: HttpFields {
-                version: facts.version.to_string(),
+                version: Cow::Borrowed(facts.version),
                 request: HttpRequestFields {
-                    method: facts.method.to_string(),
-                    id: facts.request_id.to_string(),
+                    method: Cow::Borrowed(facts.method),
+                    id: Cow::Borrowed(facts.request_id),
                     body: BodyFields {
                         bytes: report.map_or(0, |r| r.bytes),
                     },
@@ -242,22 +247,76 @@ impl AuditEvent {
             },
             error,
             chujing: ChujingFields {
-                request_id: facts.request_id.to_string(),
+                request_id: Cow::Borrowed(facts.request_id),
                 listener: facts.listener,
                 action: decision.map(|d| d.action.as_str()),
                 enforced,
                 mode,
                 reason: decision.map(|d| d.reason.as_str()),
-                transfer: decision.and_then(|d| d.transfer.clone()),
+                transfer: decision
+                    .and_then(|d| d.transfer.as_deref())
+                    .map(Cow::Borrowed),
                 region: destination.map(|d| d.region.as_str()),
-                findings: report.map(|r| r.findings.clone()).unwrap_or_default(),
+                findings: Cow::Borrowed(report.map_or(&[][..], |r| &r.findings[..])),
                 subjects,
                 sensitive_subjects,
                 uninspectable: report
                     .and_then(|r| r.uninspectable.as_ref())
                     .map(|u| u.code()),
-                policy_hash: policy_hash.to_string(),
-                explanation: decision.map(|d| d.explanation.clone()).unwrap_or_default(),
+                policy_hash: Cow::Borrowed(policy_hash),
+                explanation: Cow::Borrowed(decision.map_or(&[][..], |d| &d.explanation[..])),
+            },
+        }
+    }
+
+    /// The same event owning all its data, to outlive the request it describes.
+    pub fn into_owned(self) -> AuditEvent<'static> {
+        fn own(s: Cow<'_, str>) -> Cow<'static, str> {
+            Cow::Owned(s.into_owned())
+        }
+        let AuditEvent {
+            timestamp,
+            event,
+            source,
+            destination,
+            url,
+            http,
+            error,
+            chujing,
+        } = self;
+        AuditEvent {
+            timestamp,
+            event,
+            source,
+            destination: DestinationFields {
+                domain: own(destination.domain),
+                ip: destination.ip,
+                port: destination.port,
+                geo: GeoFields {
+                    country_iso_code: destination.geo.country_iso_code.map(own),
+                },
+            },
+            url: UrlFields {
+                scheme: own(url.scheme),
+                domain: own(url.domain),
+            },
+            http: HttpFields {
+                version: own(http.version),
+                request: HttpRequestFields {
+                    method: own(http.request.method),
+                    id: own(http.request.id),
+                    body: http.request.body,
+                },
+                response: http.response,
+            },
+            error,
+            chujing: ChujingFields {
+                request_id: own(chujing.request_id),
+                transfer: chujing.transfer.map(own),
+                findings: Cow::Owned(chujing.findings.into_owned()),
+                policy_hash: own(chujing.policy_hash),
+                explanation: Cow::Owned(chujing.explanation.into_owned()),
+                ..chujing
             },
         }
     }

@@ -188,11 +188,16 @@ impl BlockSummary {
     fn of(event: &AuditEvent, action: LiveAction) -> BlockSummary {
         BlockSummary {
             time: event.timestamp.clone(),
-            request_id: event.chujing.request_id.clone(),
+            request_id: event.chujing.request_id.to_string(),
             action,
             client: event.source.as_ref().map(|s| s.ip),
-            host: event.destination.domain.clone(),
-            country: event.destination.geo.country_iso_code.clone(),
+            host: event.destination.domain.to_string(),
+            country: event
+                .destination
+                .geo
+                .country_iso_code
+                .as_deref()
+                .map(str::to_string),
             region: REGIONS[region_index(event.chujing.region)],
             reason: event.chujing.reason,
             categories: event
@@ -203,7 +208,7 @@ impl BlockSummary {
                 .collect(),
             subjects: event.chujing.subjects,
             sensitive_subjects: event.chujing.sensitive_subjects,
-            transfer: event.chujing.transfer.clone(),
+            transfer: event.chujing.transfer.as_deref().map(str::to_string),
         }
     }
 }
