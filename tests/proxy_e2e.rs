@@ -265,6 +265,66 @@ async fn a_whole_body_decided_as_a_block_opens_no_upstream_connection() {
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
+/// With the default batching of audit lines, a refusal's line is in the file when its 403
+/// arrives, and a forwarded request's line follows when the worker ends its turn: every
+/// request is audited exactly once either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_audit_writes_a_refusal_before_its_response_and_every_forwarded_line() {
+    let de = upstream("127.0.0.2").await;
+    let proxy = support::start_proxy_batching_audit(
+        r#"
+mode = "enforce"
+[[listener]]
+bind = "127.0.0.1:0"
+kind = "forward"
+[resolve]
+"partner.test" = ["127.0.0.2"]
+"#,
+    )
+    .await;
+    let url = format!("http://partner.test:{}/users", de.addr.port());
+    let post = |body: String| {
+        let (proxy, url) = (proxy.url(0), url.clone());
+        async move {
+            curl(&[
+                "-x",
+                &proxy,
+                "-H",
+                "content-type: application/json",
+                "--data-binary",
+                &body,
+                &url,
+            ])
+            .await
+        }
+    };
+
+    // A refusal, then a forwarded request: the last forwarded line has no refusal after it
+    // to carry it into the file, so only the worker's end-of-turn write can.
+    for round in 0..3 {
+        let blocked = post(json_body("idNo", &ids::adult())).await;
+        assert_eq!(blocked.status, 403, "{}", blocked.body);
+        let id = serde_json::from_str::<Value>(&blocked.body).unwrap()["request_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        // Read at once: a refusal is written before its response leaves.
+        let e = proxy.audit_for(&id);
+        assert_eq!(e["chujing"]["reason"], "no_approved_transfer");
+        let forwarded = post(json_body("note", &format!("round {round}"))).await;
+        assert_eq!(forwarded.status, 200, "{}", forwarded.body);
+    }
+    let forwarded = |e: &Value| e["chujing"]["reason"] == "no_personal_info";
+    proxy
+        .wait_audit("three forwarded requests", |_| {
+            proxy.audit().iter().filter(|e| forwarded(e)).count() == 3
+        })
+        .await;
+    let events = proxy.audit();
+    assert_eq!(events.len(), 6, "each request audited once: {events:#?}");
+    assert_eq!(de.requests().len(), 3);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn id_with_wrong_check_digit_is_not_personal_info() {
     let w = world("enforce", "").await;

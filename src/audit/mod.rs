@@ -11,7 +11,7 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -147,7 +147,6 @@ pub struct ChujingFields<'a> {
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     pub explanation: Cow<'a, [String]>,
 }
-
 
 /// What the proxy knows about a request when it writes the event.
 #[derive(Debug, Clone)]
@@ -349,6 +348,50 @@ impl Rotation {
     }
 }
 
+/// A batch larger than this is written at once instead of at the end of the turn.
+const DEFER_LIMIT: usize = 64 * 1024;
+
+thread_local! {
+    /// This thread's deferred lines ([`AuditLog::defer`]) and the log they belong to.
+    static DEFERRED: std::cell::RefCell<Deferred> = const {
+        std::cell::RefCell::new(Deferred {
+            log: None,
+            lines: Vec::new(),
+        })
+    };
+}
+
+struct Deferred {
+    log: Option<Arc<AuditLog>>,
+    lines: Vec<u8>,
+}
+
+impl Deferred {
+    fn is_for(&self, log: &AuditLog) -> bool {
+        self.log
+            .as_ref()
+            .is_some_and(|mine| std::ptr::eq(Arc::as_ptr(mine), log))
+    }
+}
+
+/// Writes the lines [`AuditLog::defer`] gathered on this thread, with one `write`: `None`
+/// when there were none, else whether the write succeeded.
+pub fn flush_deferred() -> Option<Result<(), AuditError>> {
+    DEFERRED.with(|cell| {
+        let mut batch = cell.borrow_mut();
+        if batch.lines.is_empty() {
+            return None;
+        }
+        let log = Arc::clone(batch.log.as_ref()?);
+        let written = log.append(&batch.lines);
+        batch.lines.clear();
+        if batch.lines.capacity() > 4 * DEFER_LIMIT {
+            batch.lines = Vec::new();
+        }
+        Some(written)
+    })
+}
+
 /// The open file and what rotation needs to know about it.
 #[derive(Debug)]
 struct Current {
@@ -358,10 +401,11 @@ struct Current {
     day: chrono::NaiveDate,
 }
 
-/// Append-only JSON-lines audit log; each event is handed to the kernel (one `write`, no
-/// user-space buffering) before the call returns, so a blocked request is in the file before
-/// its 403 leaves. Rotation (by size and/or day) excludes writes: a line is never split
-/// across files or lost.
+/// Append-only JSON-lines audit log. [`AuditLog::write`] hands an event to the kernel (one
+/// `write`) before it returns, so a blocked request is in the file before its 403 leaves;
+/// [`AuditLog::defer`] gathers forwarded requests' lines per thread for one `write` at the end
+/// of the worker's turn ([`flush_deferred`]). Rotation (by size and/or day) excludes writes: a
+/// line is never split across files or lost.
 #[derive(Debug)]
 pub struct AuditLog {
     path: PathBuf,
@@ -418,8 +462,50 @@ impl AuditLog {
         }))
     }
 
-    /// Writes one event as one line.
+    /// Adds the event's line to this thread's batch, which [`flush_deferred`] writes with one
+    /// `write` (connection workers call it before they wait for I/O, so at the end of every
+    /// event-loop turn). For forwarded requests only: the line may reach the file a few
+    /// microseconds after the response left. A refusal is written with [`AuditLog::write`],
+    /// before its response, and takes the batch with it.
+    pub fn defer(self: &Arc<Self>, event: &AuditEvent) -> Result<(), AuditError> {
+        DEFERRED.with(|cell| {
+            let mut batch = cell.borrow_mut();
+            let mut earlier = Ok(());
+            if !batch.is_for(self) {
+                // Lines of another log (two proxies served from one thread): theirs first.
+                if let Some(other) = batch.log.take() {
+                    earlier = other.append(&batch.lines);
+                }
+                batch.lines.clear();
+                batch.log = Some(Arc::clone(self));
+            }
+            line::write_event(&mut batch.lines, event);
+            batch.lines.push(b'\n');
+            if batch.lines.len() < DEFER_LIMIT {
+                return earlier;
+            }
+            let written = self.append(&batch.lines);
+            batch.lines.clear();
+            earlier.and(written)
+        })
+    }
+
+    /// Writes one event as one line, now (with this thread's deferred lines before it).
     pub fn write(&self, event: &AuditEvent) -> Result<(), AuditError> {
+        let with_batch = DEFERRED.with(|cell| {
+            let mut batch = cell.borrow_mut();
+            if batch.lines.is_empty() || !batch.is_for(self) {
+                return None;
+            }
+            line::write_event(&mut batch.lines, event);
+            batch.lines.push(b'\n');
+            let written = self.append(&batch.lines);
+            batch.lines.clear();
+            Some(written)
+        });
+        if let Some(written) = with_batch {
+            return written;
+        }
         thread_local! {
             /// The line under construction, reused: one per thread, so no lock and no
             /// allocation per event once it has grown to the usual line size.
@@ -557,6 +643,105 @@ fn open_current(path: &Path) -> Result<Current, AuditError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(request_id: &str) -> AuditEvent<'_> {
+        let facts = RequestFacts {
+            request_id,
+            listener: "forward",
+            client: None,
+            method: "POST",
+            scheme: "http",
+            host: "partner.test",
+            port: 80,
+            version: "1.1",
+            started: Utc::now(),
+        };
+        AuditEvent::new(
+            &facts,
+            Outcome {
+                destination: None,
+                decision: None,
+                report: None,
+                mode: Mode::Enforce,
+                enforced: false,
+                status: Some(200),
+                error: None,
+                policy_hash: "0123456789abcdef",
+            },
+        )
+    }
+
+    fn ids_in(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["chujing"]["request_id"].as_str().unwrap().to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn deferred_lines_wait_for_the_flush_and_a_direct_write_takes_them_along() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = Arc::new(AuditLog::open(&path).unwrap());
+        assert!(flush_deferred().is_none(), "nothing deferred yet");
+
+        log.defer(&event("a")).unwrap();
+        log.defer(&event("b")).unwrap();
+        assert!(
+            ids_in(&path).is_empty(),
+            "deferred lines wait for the flush"
+        );
+        assert!(flush_deferred().expect("two lines to write").is_ok());
+        assert_eq!(ids_in(&path), ["a", "b"]);
+        assert!(flush_deferred().is_none(), "a flush empties the batch");
+
+        // A line written now (a refusal) goes out with the batch before it, in order.
+        log.defer(&event("c")).unwrap();
+        log.write(&event("d")).unwrap();
+        assert_eq!(ids_in(&path), ["a", "b", "c", "d"]);
+        assert!(flush_deferred().is_none());
+
+        // Lines for a second log on the same thread first send the first log's batch home.
+        let other_path = dir.path().join("other.jsonl");
+        let other = Arc::new(AuditLog::open(&other_path).unwrap());
+        log.defer(&event("e")).unwrap();
+        other.defer(&event("x")).unwrap();
+        assert_eq!(ids_in(&path), ["a", "b", "c", "d", "e"]);
+        assert!(ids_in(&other_path).is_empty());
+        assert!(flush_deferred().unwrap().is_ok());
+        assert_eq!(ids_in(&other_path), ["x"]);
+
+        // A batch past its size limit is written without waiting for the flush.
+        let mut deferred = 0;
+        while ids_in(&path).len() == 5 {
+            log.defer(&event("f")).unwrap();
+            deferred += 1;
+            assert!(deferred * 300 < 4 * DEFER_LIMIT, "the batch never went out");
+        }
+        assert_eq!(ids_in(&path).len(), 5 + deferred);
+        assert!(flush_deferred().is_none());
+    }
+
+    #[test]
+    fn a_failed_batch_write_is_reported_by_the_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        std::os::unix::fs::symlink("/dev/full", &path).unwrap();
+        let log = Arc::new(AuditLog::open(&path).unwrap());
+        log.defer(&event("a")).unwrap();
+        assert!(matches!(
+            flush_deferred(),
+            Some(Err(AuditError::Write { .. }))
+        ));
+        assert!(
+            flush_deferred().is_none(),
+            "the failed batch is not retried forever"
+        );
+    }
 
     #[test]
     fn rotation_by_size_keeps_every_line_whole_and_bounds_the_files() {

@@ -242,7 +242,7 @@ pub struct TransferConfig {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
-    /// JSON-lines file, appended and flushed per event.
+    /// JSON-lines file, appended to (see `batch_forwarded` for when lines are written).
     #[serde(default = "default_audit_path")]
     pub path: PathBuf,
     /// Also audit decisions about domestic destinations (off: only outbound is audited).
@@ -257,6 +257,12 @@ pub struct AuditConfig {
     /// Rotated files kept (`audit.jsonl.1` newest … `.N` oldest); older ones are deleted.
     #[serde(default = "default_audit_keep")]
     pub keep: usize,
+    /// Lines of forwarded requests are gathered per connection worker and written with one
+    /// `write` when the worker has nothing left to run (the end of its event-loop turn, a few
+    /// microseconds after their responses left). Off: each line is written before its
+    /// response leaves. Refusals and failures are written before their response either way.
+    #[serde(default = "default_true")]
+    pub batch_forwarded: bool,
 }
 
 impl Default for AuditConfig {
@@ -267,8 +273,13 @@ impl Default for AuditConfig {
             max_bytes: default_audit_max_bytes(),
             rotate_daily: false,
             keep: default_audit_keep(),
+            batch_forwarded: true,
         }
     }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_audit_max_bytes() -> u64 {

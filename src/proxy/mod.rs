@@ -299,8 +299,35 @@ impl Proxy {
         if domestic && !rt.loaded.config.audit.include_domestic {
             return;
         }
-        match self.audit.write(event) {
-            Ok(()) => self.health.audit_ok.store(true, Ordering::Relaxed),
+        // A forwarded request's line joins this worker's batch, written once the worker has
+        // nothing left to run; refusals and failures are written before their response.
+        let batch = rt.loaded.config.audit.batch_forwarded
+            && event.event.outcome == "success"
+            && workers::current_worker() != 0;
+        let written = if batch {
+            self.audit.defer(event)
+        } else {
+            self.audit.write(event)
+        };
+        self.audit_written(written);
+    }
+
+    /// Writes the audit lines this worker deferred (its event loop is about to wait).
+    fn flush_audit(&self) {
+        if let Some(written) = crate::audit::flush_deferred() {
+            self.audit_written(written);
+        }
+    }
+
+    fn audit_written(&self, written: Result<(), AuditError>) {
+        match written {
+            Ok(()) => {
+                // Only a change is stored: every worker writes here, so an unconditional
+                // store would move the cache line between cores on every request.
+                if !self.health.audit_ok.load(Ordering::Relaxed) {
+                    self.health.audit_ok.store(true, Ordering::Relaxed);
+                }
+            }
             Err(e) => {
                 self.health.audit_ok.store(false, Ordering::Relaxed);
                 self.metrics.audit_write_error();
@@ -565,7 +592,9 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let limits = proxy.runtime().loaded.config.limits.clone();
     let worker_count = proxy.runtime().loaded.config.server.worker_count();
-    let workers = match workers::Workers::start(worker_count) {
+    let flusher = Arc::clone(&proxy);
+    let on_idle: Arc<dyn Fn() + Send + Sync> = Arc::new(move || flusher.flush_audit());
+    let workers = match workers::Workers::start(worker_count, Some(on_idle)) {
         Ok(w) => Some(Arc::new(w)),
         Err(e) => {
             // Serving on the caller's runtime is slower, not wrong.

@@ -14,6 +14,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use tokio::runtime::Handle;
@@ -50,17 +51,27 @@ impl std::fmt::Debug for Workers {
 }
 
 impl Workers {
-    /// Starts `count` workers (at least one), named `chujing-worker-N`.
-    pub fn start(count: usize) -> std::io::Result<Workers> {
+    /// Starts `count` workers (at least one), named `chujing-worker-N`. `on_idle` runs on a
+    /// worker whenever its event loop has nothing left to run and is about to wait for I/O
+    /// (the end of each turn), and once more when the worker stops.
+    pub fn start(
+        count: usize,
+        on_idle: Option<Arc<dyn Fn() + Send + Sync>>,
+    ) -> std::io::Result<Workers> {
         let count = count.max(1);
         let mut handles = Vec::with_capacity(count);
         let mut stops = Vec::with_capacity(count);
         let mut threads = Vec::with_capacity(count);
         for index in 1..=count {
-            let runtime = tokio::runtime::Builder::new_current_thread()
+            let mut builder = tokio::runtime::Builder::new_current_thread();
+            builder
                 .enable_all()
-                .thread_name(format!("chujing-worker-{index}"))
-                .build()?;
+                .thread_name(format!("chujing-worker-{index}"));
+            if let Some(hook) = on_idle.clone() {
+                builder.on_thread_park(move || hook());
+            }
+            let runtime = builder.build()?;
+            let last_idle = on_idle.clone();
             handles.push(runtime.handle().clone());
             runtime.spawn(heartbeat());
             let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -73,6 +84,9 @@ impl Workers {
                         // A current-thread runtime runs its spawned tasks only while
                         // `block_on` is active on this thread: it is, until the stop.
                         let _ = runtime.block_on(stop_rx);
+                        if let Some(hook) = last_idle {
+                            hook();
+                        }
                         // Dropping the runtime here cancels what is left (after the drain).
                         drop(runtime);
                     })?,
@@ -139,7 +153,7 @@ mod tests {
 
     #[test]
     fn tasks_run_on_worker_threads_round_robin() {
-        let workers = Workers::start(2).unwrap();
+        let workers = Workers::start(2, None).unwrap();
         assert_eq!(workers.len(), 2);
         let (tx, rx) = std::sync::mpsc::channel();
         for _ in 0..4 {
@@ -163,7 +177,7 @@ mod tests {
 
     #[test]
     fn dropping_the_workers_ends_their_threads() {
-        let workers = Workers::start(1).unwrap();
+        let workers = Workers::start(1, None).unwrap();
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         // A task that never finishes on its own: holds the sender until the loop is dropped.
         workers.spawn(move || async move {

@@ -245,6 +245,27 @@ impl TestProxy {
             .unwrap_or_else(|| panic!("no audit event for {request_id}; log: {events:#?}"))
     }
 
+    /// The first audit event `matches` accepts, waiting up to five seconds for it to be
+    /// written (`what` names it in the failure message).
+    pub async fn wait_audit(
+        &self,
+        what: &str,
+        matches: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let events = self.audit();
+            if let Some(e) = events.iter().find(|e| matches(e)) {
+                return e.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no audit event for {what} after 5 s; log: {events:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -282,12 +303,26 @@ country = "HK"
 /// Writes `body` (the test-specific part of the config) plus the common parts, starts the
 /// proxy in-process. Listener binds should use port 0. `{dir}` in `body` is replaced by the
 /// temp dir path.
+///
+/// Every audit line is written before its response leaves (`batch_forwarded = false`), so a
+/// test may read the log as soon as it has its answer; [`start_proxy_batching_audit`] keeps
+/// the default batching of forwarded requests' lines.
 pub async fn start_proxy(body: &str) -> TestProxy {
+    start_proxy_with(body, false).await
+}
+
+/// [`start_proxy`] with the default audit batching: a forwarded request's line may reach the
+/// file just after its response (wait for it with [`TestProxy::wait_audit`]).
+pub async fn start_proxy_batching_audit(body: &str) -> TestProxy {
+    start_proxy_with(body, true).await
+}
+
+async fn start_proxy_with(body: &str, batch_forwarded: bool) -> TestProxy {
     let dir = tempfile::tempdir().unwrap();
     let audit_path = dir.path().join("audit.jsonl");
     let geo_db = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/geo/country.mmdb");
     let text = format!(
-        "{}\n[geo]\ndatabase = {:?}\nunknown_is_outbound = true\n{}\n[audit]\npath = {:?}\ninclude_domestic = true\n",
+        "{}\n[geo]\ndatabase = {:?}\nunknown_is_outbound = true\n{}\n[audit]\npath = {:?}\ninclude_domestic = true\nbatch_forwarded = {batch_forwarded}\n",
         body.replace("{dir}", &dir.path().display().to_string()),
         geo_db.display().to_string(),
         GEO_OVERRIDES,
