@@ -701,8 +701,11 @@ pub async fn serve(
             "drain deadline reached; closing remaining connections"
         );
     }
-    // Ends the workers' event loops, closing whatever outlived the drain.
-    drop(workers);
+    // Ends the workers' event loops, closing whatever outlived the drain, once they have
+    // written the audit lines they deferred.
+    if let Some(workers) = workers {
+        workers.stop(Duration::from_secs(2)).await;
+    }
 }
 
 /// One client connection under the configured limits: TLS handshake bounded by the header

@@ -38,7 +38,9 @@ pub struct Workers {
     handles: Vec<Handle>,
     next: AtomicUsize,
     /// Dropping a sender ends that worker's loop.
-    stops: Vec<oneshot::Sender<()>>,
+    stops: std::sync::Mutex<Vec<oneshot::Sender<()>>>,
+    /// Each worker's word that it ran its last `on_idle` and is ending.
+    done: std::sync::Mutex<Vec<oneshot::Receiver<()>>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -61,6 +63,7 @@ impl Workers {
         let count = count.max(1);
         let mut handles = Vec::with_capacity(count);
         let mut stops = Vec::with_capacity(count);
+        let mut done = Vec::with_capacity(count);
         let mut threads = Vec::with_capacity(count);
         for index in 1..=count {
             let mut builder = tokio::runtime::Builder::new_current_thread();
@@ -76,6 +79,8 @@ impl Workers {
             runtime.spawn(heartbeat());
             let (stop_tx, stop_rx) = oneshot::channel::<()>();
             stops.push(stop_tx);
+            let (done_tx, done_rx) = oneshot::channel::<()>();
+            done.push(done_rx);
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("chujing-worker-{index}"))
@@ -87,6 +92,7 @@ impl Workers {
                         if let Some(hook) = last_idle {
                             hook();
                         }
+                        let _ = done_tx.send(());
                         // Dropping the runtime here cancels what is left (after the drain).
                         drop(runtime);
                     })?,
@@ -95,9 +101,24 @@ impl Workers {
         Ok(Workers {
             handles,
             next: AtomicUsize::new(0),
-            stops,
+            stops: std::sync::Mutex::new(stops),
+            done: std::sync::Mutex::new(done),
             threads,
         })
+    }
+
+    /// Ends the workers' event loops (closing whatever outlived the drain) and waits, at most
+    /// `limit`, until each has run its last `on_idle`: what it deferred is written before the
+    /// process goes on to exit.
+    pub async fn stop(&self, limit: std::time::Duration) {
+        self.stops.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let done = std::mem::take(&mut *self.done.lock().unwrap_or_else(|p| p.into_inner()));
+        let _ = tokio::time::timeout(limit, async {
+            for worker in done {
+                let _ = worker.await;
+            }
+        })
+        .await;
     }
 
     /// How many workers run.
@@ -125,7 +146,7 @@ impl Workers {
 
 impl Drop for Workers {
     fn drop(&mut self) {
-        self.stops.clear();
+        self.stops.lock().unwrap_or_else(|p| p.into_inner()).clear();
         // Do not join: dropping may happen on a runtime thread, and the workers exit on
         // their own once their loop sees the stop.
         self.threads.clear();
@@ -173,6 +194,49 @@ mod tests {
         );
         assert_eq!(seen[0].1.as_deref(), Some("chujing-worker-1"));
         assert_eq!(current_worker(), 0, "the test thread is not a worker");
+    }
+
+    #[test]
+    fn on_idle_runs_when_a_loop_waits_and_once_more_before_stop_returns() {
+        use std::sync::atomic::AtomicBool;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let last_done = Arc::new(AtomicBool::new(false));
+        let (seen, stop_seen, done) = (calls.clone(), stopping.clone(), last_done.clone());
+        let workers = Workers::start(
+            1,
+            Some(Arc::new(move || {
+                // Only ever called on the worker itself.
+                assert_eq!(current_worker(), 1);
+                seen.fetch_add(1, Ordering::SeqCst);
+                if stop_seen.load(Ordering::SeqCst) {
+                    // A slow last write: stop must wait for it.
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    done.store(true, Ordering::SeqCst);
+                }
+            })),
+        )
+        .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        workers.spawn(move || async move {
+            tx.send(()).unwrap();
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while calls.load(Ordering::SeqCst) == 0 {
+            assert!(std::time::Instant::now() < deadline, "on_idle never ran");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        stopping.store(true, Ordering::SeqCst);
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(workers.stop(std::time::Duration::from_secs(5)));
+        assert!(
+            last_done.load(Ordering::SeqCst),
+            "stop returned before the worker's last on_idle finished"
+        );
     }
 
     #[test]
