@@ -205,6 +205,7 @@ printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 # median over the rounds: on a shared machine, load from elsewhere then shifts a round of
 # both sides rather than one side's only number.
 median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+rounds_seen=""
 for s in $SCENARIOS; do
   declare -A col=()
   for _ in $(seq "$ROUNDS"); do
@@ -214,11 +215,16 @@ for s in $SCENARIOS; do
     for k in n_rps n_p50 n_p99 c_rps c_p50 c_p99 z_rps; do col[$k]+="${!k} "; done
     col[n_bad]=$(( ${col[n_bad]:-0} + n_bad )); col[c_bad]=$(( ${col[c_bad]:-0} + c_bad ))
   done
+  rounds_seen+="$s: nginx ${col[n_rps]}/ chujing ${col[c_rps]}/ no inspection ${col[z_rps]}req/s; p99 ms nginx ${col[n_p99]}/ chujing ${col[c_p99]}
+"
   for k in n_rps n_p50 n_p99 c_rps c_p50 c_p99 z_rps; do col[$k]=$(echo "${col[$k]}" | median); done
   awk -v s="$s" -v nr="${col[n_rps]}" -v cr="${col[c_rps]}" -v zr="${col[z_rps]}" -v n50="${col[n_p50]}" -v n99="${col[n_p99]}" -v c50="${col[c_p50]}" -v c99="${col[c_p99]}" -v nb="${col[n_bad]}" -v cb="${col[c_bad]}" \
     'BEGIN { printf "| %s | %.0f | %.0f | %.2f× | %.2f / %.2f | %.2f / %.2f | %+.2f | %.0f (%.2f×) | %s / %s |\n", s, nr, cr, cr/nr, n50, n99, c50, c99, c99-n99, zr, zr/nr, nb, cb }'
   unset col
 done
+echo
+echo "each round, in order (the spread is the noise the medians smooth):"
+printf '%s' "$rounds_seen"
 echo
 printf 'peak RSS: nginx (largest proxy process) %.1f MiB, chujing %.1f MiB\n' \
   "$(echo "$(nginx_hwm_kb)/1024" | bc -l)" "$(echo "$(hwm_kb "$CJ_PID")/1024" | bc -l)"
