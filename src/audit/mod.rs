@@ -372,6 +372,27 @@ impl Deferred {
             .as_ref()
             .is_some_and(|mine| std::ptr::eq(Arc::as_ptr(mine), log))
     }
+
+    /// Writes the gathered lines to their log with one `write` and empties the batch (with
+    /// nothing gathered, writes nothing). The result is the write's, even when it failed:
+    /// the lines are not kept for a retry, as a failed direct write is not retried either.
+    fn write_out(&mut self) -> Result<(), AuditError> {
+        let written = match &self.log {
+            Some(log) if !self.lines.is_empty() => log.append(&self.lines),
+            _ => Ok(()),
+        };
+        self.lines.clear();
+        if self.lines.capacity() > 4 * DEFER_LIMIT {
+            self.lines = Vec::new();
+        }
+        written
+    }
+}
+
+/// Appends `event` as one line (JSON and a newline) to `out`.
+fn push_line(out: &mut Vec<u8>, event: &AuditEvent) {
+    line::write_event(out, event);
+    out.push(b'\n');
 }
 
 /// Writes the lines [`AuditLog::defer`] gathered on this thread, with one `write`: `None`
@@ -379,16 +400,7 @@ impl Deferred {
 pub fn flush_deferred() -> Option<Result<(), AuditError>> {
     DEFERRED.with(|cell| {
         let mut batch = cell.borrow_mut();
-        if batch.lines.is_empty() {
-            return None;
-        }
-        let log = Arc::clone(batch.log.as_ref()?);
-        let written = log.append(&batch.lines);
-        batch.lines.clear();
-        if batch.lines.capacity() > 4 * DEFER_LIMIT {
-            batch.lines = Vec::new();
-        }
-        Some(written)
+        (!batch.lines.is_empty()).then(|| batch.write_out())
     })
 }
 
@@ -473,20 +485,14 @@ impl AuditLog {
             let mut earlier = Ok(());
             if !batch.is_for(self) {
                 // Lines of another log (two proxies served from one thread): theirs first.
-                if let Some(other) = batch.log.take() {
-                    earlier = other.append(&batch.lines);
-                }
-                batch.lines.clear();
+                earlier = batch.write_out();
                 batch.log = Some(Arc::clone(self));
             }
-            line::write_event(&mut batch.lines, event);
-            batch.lines.push(b'\n');
+            push_line(&mut batch.lines, event);
             if batch.lines.len() < DEFER_LIMIT {
                 return earlier;
             }
-            let written = self.append(&batch.lines);
-            batch.lines.clear();
-            earlier.and(written)
+            earlier.and(batch.write_out())
         })
     }
 
@@ -497,11 +503,8 @@ impl AuditLog {
             if batch.lines.is_empty() || !batch.is_for(self) {
                 return None;
             }
-            line::write_event(&mut batch.lines, event);
-            batch.lines.push(b'\n');
-            let written = self.append(&batch.lines);
-            batch.lines.clear();
-            Some(written)
+            push_line(&mut batch.lines, event);
+            Some(batch.write_out())
         });
         if let Some(written) = with_batch {
             return written;
@@ -514,8 +517,7 @@ impl AuditLog {
         LINE.with(|cell| {
             let mut line = cell.borrow_mut();
             line.clear();
-            line::write_event(&mut line, event);
-            line.push(b'\n');
+            push_line(&mut line, event);
             let written = self.append(&line);
             if line.capacity() > 64 * 1024 {
                 // An event with a huge explanation or many findings: do not keep its buffer.

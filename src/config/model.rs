@@ -261,7 +261,7 @@ pub struct AuditConfig {
     /// `write` when the worker has nothing left to run (the end of its event-loop turn, a few
     /// microseconds after their responses left). Off: each line is written before its
     /// response leaves. Refusals and failures are written before their response either way.
-    #[serde(default = "default_true")]
+    #[serde(default = "yes")]
     pub batch_forwarded: bool,
 }
 
@@ -276,10 +276,6 @@ impl Default for AuditConfig {
             batch_forwarded: true,
         }
     }
-}
-
-fn default_true() -> bool {
-    true
 }
 
 fn default_audit_max_bytes() -> u64 {

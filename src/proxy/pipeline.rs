@@ -184,7 +184,7 @@ pub async fn handle(
         }
     }
 
-    let (parts, body) = req.into_parts();
+    let (parts, mut body) = req.into_parts();
     let key = PoolKey {
         scheme: target.scheme,
         host: target.host.clone(),
@@ -192,8 +192,28 @@ pub async fn handle(
         port: target.port,
     };
 
-    // A request without a body is decided in full before a connection is opened.
-    if body.is_end_stream() {
+    // A body that is already here whole is scanned and decided in full before a connection
+    // is taken, then sent in one piece (no pump, no holdback queue, no channel to the
+    // upstream connection): a request without one, and the usual small API call, whose whole
+    // body hyper read with the head as one frame.
+    let (whole, first) = if body.is_end_stream() {
+        (Some(UpstreamBody::empty()), None)
+    } else {
+        match frame_now(&mut body).await {
+            Some(Some(Ok(frame))) if frame.is_data() && body.is_end_stream() => {
+                let data = frame.into_data().unwrap_or_default();
+                inspection.feed(&data);
+                (Some(UpstreamBody::full(data)), None)
+            }
+            // Anything else (a first chunk of more, trailers, an error, nothing yet) is
+            // handed to the streaming path below, which takes it before reading on.
+            polled => (
+                None,
+                polled.map(|frame| frame.map(|f| f.map_err(BodyRead::Failed))),
+            ),
+        }
+    };
+    if let Some(whole) = whole {
         return forward_whole(
             &proxy,
             &rt,
@@ -205,38 +225,10 @@ pub async fn handle(
                 target: &target,
                 key,
             },
-            UpstreamBody::empty(),
+            whole,
         )
         .await;
     }
-
-    // The usual small API call: hyper read the whole body with the head, so it is already
-    // here as one frame. It is scanned and decided like a request without a body, then sent
-    // in one piece: no pump, no holdback queue, no channel to the upstream connection.
-    let mut body = body;
-    let first = match frame_now(&mut body).await {
-        Some(Some(Ok(frame))) if frame.is_data() && body.is_end_stream() => {
-            let data = frame.into_data().unwrap_or_default();
-            inspection.feed(&data);
-            return forward_whole(
-                &proxy,
-                &rt,
-                &facts,
-                &destination,
-                &mut inspection,
-                Outgoing {
-                    parts,
-                    target: &target,
-                    key,
-                },
-                UpstreamBody::full(data),
-            )
-            .await;
-        }
-        // Anything else (a first chunk of more, trailers, an error, nothing yet) is handed
-        // to the streaming path below, which takes it before reading on.
-        polled => polled.map(|frame| frame.map(|f| f.map_err(BodyRead::Failed))),
-    };
 
     // Phase 4: upstream, with the body streamed through the classifier.
     let checkout = match proxy.upstream.checkout(key).await {
