@@ -128,9 +128,14 @@ fn json_body(field: &str, value: &str) -> String {
 
 /// POST through the forward proxy with curl; returns (status, body JSON or Null, request id).
 async fn post_forward(w: &World, url: &str, body: &str) -> (u16, Value, support::CurlResult) {
+    post_via(&w.forward(), url, body).await
+}
+
+/// POST a JSON body to `url` through the forward proxy at `proxy` with curl.
+async fn post_via(proxy: &str, url: &str, body: &str) -> (u16, Value, support::CurlResult) {
     let r = curl(&[
         "-x",
-        &w.forward(),
+        proxy,
         "-H",
         "content-type: application/json",
         "--data-binary",
@@ -283,44 +288,30 @@ kind = "forward"
     )
     .await;
     let url = format!("http://partner.test:{}/users", de.addr.port());
-    let post = |body: String| {
-        let (proxy, url) = (proxy.url(0), url.clone());
-        async move {
-            curl(&[
-                "-x",
-                &proxy,
-                "-H",
-                "content-type: application/json",
-                "--data-binary",
-                &body,
-                &url,
-            ])
-            .await
-        }
-    };
 
     // A refusal, then a forwarded request: the last forwarded line has no refusal after it
     // to carry it into the file, so only the worker's end-of-turn write can.
     for round in 0..3 {
-        let blocked = post(json_body("idNo", &ids::adult())).await;
-        assert_eq!(blocked.status, 403, "{}", blocked.body);
-        let id = serde_json::from_str::<Value>(&blocked.body).unwrap()["request_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let (status, json, r) =
+            post_via(&proxy.url(0), &url, &json_body("idNo", &ids::adult())).await;
+        assert_eq!(status, 403, "{}", r.body);
+        let id = json["request_id"].as_str().unwrap().to_string();
         // Read at once: a refusal is written before its response leaves.
         let e = proxy.audit_for(&id);
         assert_eq!(e["chujing"]["reason"], "no_approved_transfer");
-        let forwarded = post(json_body("note", &format!("round {round}"))).await;
-        assert_eq!(forwarded.status, 200, "{}", forwarded.body);
+        let note = json_body("note", &format!("round {round}"));
+        let (status, _, r) = post_via(&proxy.url(0), &url, &note).await;
+        assert_eq!(status, 200, "{}", r.body);
     }
-    let forwarded = |e: &Value| e["chujing"]["reason"] == "no_personal_info";
-    proxy
-        .wait_audit("three forwarded requests", |_| {
-            proxy.audit().iter().filter(|e| forwarded(e)).count() == 3
+    let events = proxy
+        .wait_audit("three forwarded requests", |events| {
+            events
+                .iter()
+                .filter(|e| e["chujing"]["reason"] == "no_personal_info")
+                .count()
+                == 3
         })
         .await;
-    let events = proxy.audit();
     assert_eq!(events.len(), 6, "each request audited once: {events:#?}");
     assert_eq!(de.requests().len(), 3);
 }

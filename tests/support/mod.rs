@@ -245,22 +245,22 @@ impl TestProxy {
             .unwrap_or_else(|| panic!("no audit event for {request_id}; log: {events:#?}"))
     }
 
-    /// The first audit event `matches` accepts, waiting up to five seconds for it to be
-    /// written (`what` names it in the failure message).
+    /// The audit events once `ready` accepts the log as a whole, waiting up to five seconds
+    /// for the lines to be written (`what` names them in the failure message).
     pub async fn wait_audit(
         &self,
         what: &str,
-        matches: impl Fn(&serde_json::Value) -> bool,
-    ) -> serde_json::Value {
+        ready: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {
             let events = self.audit();
-            if let Some(e) = events.iter().find(|e| matches(e)) {
-                return e.clone();
+            if ready(&events) {
+                return events;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "no audit event for {what} after 5 s; log: {events:#?}"
+                "no audit events for {what} after 5 s; log: {events:#?}"
             );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
