@@ -427,6 +427,35 @@ async fn ten_thousand_headers_get_431_and_an_audit_event() {
     w.still_serving().await;
 }
 
+/// A head of `count` small headers (plus Host, Connection and Content-Length) to a clean
+/// path; the connection closes after the answer.
+fn head_with_headers(w: &World, count: usize) -> String {
+    let mut payload = post_head(&w.de_url("/count"), "Connection: close\r\n");
+    for i in 0..count {
+        payload.push_str(&format!("X-{i}: a\r\n"));
+    }
+    payload.push_str("Content-Length: 0\r\n\r\n");
+    payload
+}
+
+#[tokio::test]
+async fn a_configured_header_count_is_the_limit_below_and_above_the_default() {
+    // The default (100) is hyper's own; any other value is handed to hyper, and must hold
+    // both ways.
+    let w = world("[limits]\nmax_headers = 20\n").await;
+    let out = raw(w.addr(), head_with_headers(&w, 15).as_bytes()).await;
+    assert_eq!(statuses(&out).first(), Some(&200), "{out}");
+    let out = raw(w.addr(), head_with_headers(&w, 30).as_bytes()).await;
+    assert_eq!(statuses(&out).first(), Some(&431), "{out}");
+    assert!(w.eventually_audited_with_status(431).await >= 1);
+
+    let w = world("[limits]\nmax_headers = 300\n").await;
+    let out = raw(w.addr(), head_with_headers(&w, 150).as_bytes()).await;
+    assert_eq!(statuses(&out).first(), Some(&200), "{out}");
+    let out = raw(w.addr(), head_with_headers(&w, 400).as_bytes()).await;
+    assert_eq!(statuses(&out).first(), Some(&431), "{out}");
+}
+
 #[tokio::test]
 async fn personal_data_in_a_header_is_blocked() {
     let w = world("").await;

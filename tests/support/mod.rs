@@ -187,7 +187,10 @@ async fn upstream_inner(ip: &str, pki: Option<&TestPki>) -> Upstream {
                     let seen = Arc::clone(&seen);
                     async move { Ok::<_, Infallible>(record(seen, req).await) }
                 });
-                let builder = auto::Builder::new(TokioExecutor::new());
+                let mut builder = auto::Builder::new(TokioExecutor::new());
+                // A recording device, not a limit under test: it takes heads the proxy
+                // is configured to let through (hyper alone stops at 100 headers).
+                builder.http1().max_headers(1000);
                 match acceptor {
                     Some(acceptor) => {
                         if let Ok(tls) = acceptor.accept(stream).await {
