@@ -446,9 +446,7 @@ impl Classifier {
 
     /// Scan a whole in-memory payload (CLI `scan`, `explain`, tests).
     pub fn scan_bytes(self: &Arc<Self>, ctx: ScanContext, bytes: &[u8]) -> ScanReport {
-        let mut scanner = self.scanner(ctx);
-        scanner.feed(bytes);
-        scanner.finish()
+        self.scanner(ctx).finish_with(bytes)
     }
 }
 
@@ -508,6 +506,13 @@ impl BodyScanner {
 
     /// Decoded body bytes: enforce the inspection limit, normalize and scan.
     fn ingest(&mut self, data: &[u8]) {
+        self.ingest_with(data, false);
+    }
+
+    /// [`BodyScanner::ingest`]; with `last`, what fits in the window is left for the final
+    /// pass of [`BodyScanner::finish`] instead of being scanned here and its undecided tail
+    /// again there (a pass has a fixed cost, which is most of the cost of a small body).
+    fn ingest_with(&mut self, data: &[u8], last: bool) {
         let limit = self.classifier.options.max_inspect_bytes;
         let allowed = limit.saturating_sub(self.bytes);
         let over = data.len() as u64 > allowed;
@@ -524,6 +529,9 @@ impl BodyScanner {
             let room = self.win.room();
             let used = self.norm.run(rest, &mut self.win.buf, room);
             rest = &rest[used..];
+            if last && rest.is_empty() {
+                break;
+            }
             self.win.pass(det, today, &mut self.rec, false);
         }
         if over {
@@ -542,10 +550,15 @@ impl BodyScanner {
         let mut win = self.frag.take().unwrap_or_else(Window::new);
         let mut norm = Normalizer::new(Mode::Form);
         let mut rest = fragment;
+        // Passes only to make room: a fragment that fits (a header value, a URL) is scanned
+        // once, by the final pass.
         while !rest.is_empty() {
             let room = win.room();
             let used = norm.run(rest, &mut win.buf, room);
             rest = &rest[used..];
+            if rest.is_empty() {
+                break;
+            }
             win.pass(det, today, &mut self.rec, false);
         }
         norm.finish(&mut win.buf);
@@ -583,6 +596,19 @@ impl BodyScanner {
             subjects: self.rec.subjects(),
             uninspectable: self.uninspectable.clone(),
         }
+    }
+
+    /// [`BodyScanner::feed`] of the body's last chunk, then [`BodyScanner::finish`]: the same
+    /// report, with the chunk scanned by the final pass alone.
+    pub fn finish_with(mut self, last: &[u8]) -> ScanReport {
+        if self.uninspectable.is_none() && !last.is_empty() {
+            if self.decoding.is_some() {
+                self.feed(last);
+            } else {
+                self.ingest_with(last, true);
+            }
+        }
+        self.finish()
     }
 
     /// End of payload: flush any carried tail and produce the final report.

@@ -311,7 +311,41 @@ fn every_split_finds_the_same() {
         s.feed(&b[..cut]);
         s.feed(&b[cut..]);
         assert_eq!(s.finish(), whole, "cut at {cut}");
+        // The last chunk handed to the final pass (the whole-body path of the proxy).
+        let mut s = c.scanner(ctx(None, None));
+        s.feed(&b[..cut]);
+        assert_eq!(s.finish_with(&b[cut..]), whole, "last chunk from {cut}");
     }
+}
+
+#[test]
+fn a_last_chunk_left_to_the_final_pass_finds_the_same_as_feeding_it() {
+    // Bodies around and beyond the 32 KiB window, so the last chunk also arrives in parts
+    // that do not fit, and hard negatives that must stay negative.
+    let c = Arc::new(Classifier::new(options()).unwrap());
+    let sample = sample_payload();
+    let bodies = [
+        String::new(),
+        sample.clone(),
+        sample.repeat(40),
+        format!("{}{}", " ".repeat(32 * 1024 - 9), "13812345678 li@example.cn"),
+        "order 20240101123456789 ts 1700000000123 uscc 91350100M000100Y43 id 110101199003071235"
+            .to_string(),
+    ];
+    for body in &bodies {
+        let b = body.as_bytes();
+        let mut fed = c.scanner(ctx(None, None));
+        fed.feed(b);
+        let fed = fed.finish();
+        assert_eq!(c.scanner(ctx(None, None)).finish_with(b), fed, "{} bytes", b.len());
+        for ct in [Some("application/x-www-form-urlencoded"), Some("multipart/form-data")] {
+            let mut fed = c.scanner(ctx(ct, None));
+            fed.feed(b);
+            assert_eq!(c.scanner(ctx(ct, None)).finish_with(b), fed.finish());
+        }
+    }
+    assert!(count(&c.scanner(ctx(None, None)).finish_with(bodies[1].as_bytes()), "cn_mobile") > 0);
+    assert!(c.scanner(ctx(None, None)).finish_with(bodies[4].as_bytes()).findings.is_empty());
 }
 
 proptest! {
@@ -330,8 +364,7 @@ proptest! {
             s.feed(&b[last..cut]);
             last = cut;
         }
-        s.feed(&b[last..]);
-        prop_assert_eq!(s.finish(), whole);
+        prop_assert_eq!(s.finish_with(&b[last..]), whole);
     }
 
     #[test]

@@ -197,13 +197,11 @@ pub async fn handle(
     // upstream connection): a request without one, and the usual small API call, whose whole
     // body hyper read with the head as one frame.
     let (whole, first) = if body.is_end_stream() {
-        (Some(UpstreamBody::empty()), None)
+        (Some(None), None)
     } else {
         match frame_now(&mut body).await {
             Some(Some(Ok(frame))) if frame.is_data() && body.is_end_stream() => {
-                let data = frame.into_data().unwrap_or_default();
-                inspection.feed(&data);
-                (Some(UpstreamBody::full(data)), None)
+                (Some(Some(frame.into_data().unwrap_or_default())), None)
             }
             // Anything else (a first chunk of more, trailers, an error, nothing yet) is
             // handed to the streaming path below, which takes it before reading on.
@@ -321,9 +319,10 @@ struct Outgoing<'t> {
     key: PoolKey,
 }
 
-/// Sends a request whose body is already scanned in full (none, or one frame): decided before
-/// a connection is taken; individuals counted only once one is, since nothing leaves
-/// otherwise; then sent and answered.
+/// Sends a request whose body is already here in full (`None`: it has none; else the one
+/// frame hyper read with the head): scanned and decided before a connection is taken;
+/// individuals counted only once one is, since nothing leaves otherwise; then sent and
+/// answered.
 async fn forward_whole(
     proxy: &Proxy,
     rt: &Runtime,
@@ -331,12 +330,13 @@ async fn forward_whole(
     destination: &Destination,
     inspection: &mut Inspection<'_>,
     outgoing: Outgoing<'_>,
-    body: UpstreamBody,
+    body: Option<Bytes>,
 ) -> Response<ProxyBody> {
-    let (mut decision, report) = inspection.conclude();
+    let (mut decision, report) = inspection.conclude_with(body.as_deref().unwrap_or_default());
     if inspection.enforced(&decision) {
         return proxy.refuse(rt, facts, destination, &decision, &report);
     }
+    let body = body.map_or_else(UpstreamBody::empty, UpstreamBody::full);
     let Outgoing { parts, target, key } = outgoing;
     let checkout = match proxy.upstream.checkout(key).await {
         Ok(c) => c,
@@ -753,12 +753,18 @@ impl<'a> Inspection<'a> {
     /// The final report and decision, individuals not yet counted. Ends the scan: the
     /// scanner is consumed, so call it once.
     fn conclude(&mut self) -> (Decision, ScanReport) {
+        self.conclude_with(&[])
+    }
+
+    /// [`Inspection::conclude`] with the body's last chunk (or all of it), scanned by the
+    /// final pass.
+    fn conclude_with(&mut self, last: &[u8]) -> (Decision, ScanReport) {
         debug_assert!(!self.finished, "the scan of a request is concluded once");
         self.finished = true;
         let report = match self.scanner.take() {
             Some(s) => {
                 let started = std::time::Instant::now();
-                let report = s.finish();
+                let report = s.finish_with(last);
                 self.scan_time += started.elapsed();
                 self.metrics.observe_scan(self.scan_time, report.bytes);
                 report
@@ -807,9 +813,16 @@ fn upstream_request(
     body: UpstreamBody,
 ) -> Request<UpstreamBody> {
     let authority = target.authority();
-    let uri: Uri = match protocol {
-        Protocol::Http1 => target.path_and_query.parse(),
-        Protocol::Http2 => format!(
+    // The usual case forwards the client's path unchanged: its parsed form is reused
+    // rather than parsed a second time.
+    let same_path = parts
+        .uri
+        .path_and_query()
+        .filter(|pq| pq.as_str() == target.path_and_query);
+    let uri: Uri = match (protocol, same_path) {
+        (Protocol::Http1, Some(pq)) => Ok(Uri::from(pq.clone())),
+        (Protocol::Http1, None) => target.path_and_query.parse(),
+        (Protocol::Http2, _) => format!(
             "{}://{}{}",
             target.scheme.as_str(),
             authority,
