@@ -328,7 +328,11 @@ fn a_last_chunk_left_to_the_final_pass_finds_the_same_as_feeding_it() {
         String::new(),
         sample.clone(),
         sample.repeat(40),
-        format!("{}{}", " ".repeat(32 * 1024 - 9), "13812345678 li@example.cn"),
+        format!(
+            "{}{}",
+            " ".repeat(32 * 1024 - 9),
+            "13812345678 li@example.cn"
+        ),
         "order 20240101123456789 ts 1700000000123 uscc 91350100M000100Y43 id 110101199003071235"
             .to_string(),
     ];
@@ -337,15 +341,32 @@ fn a_last_chunk_left_to_the_final_pass_finds_the_same_as_feeding_it() {
         let mut fed = c.scanner(ctx(None, None));
         fed.feed(b);
         let fed = fed.finish();
-        assert_eq!(c.scanner(ctx(None, None)).finish_with(b), fed, "{} bytes", b.len());
-        for ct in [Some("application/x-www-form-urlencoded"), Some("multipart/form-data")] {
+        assert_eq!(
+            c.scanner(ctx(None, None)).finish_with(b),
+            fed,
+            "{} bytes",
+            b.len()
+        );
+        for ct in [
+            Some("application/x-www-form-urlencoded"),
+            Some("multipart/form-data"),
+        ] {
             let mut fed = c.scanner(ctx(ct, None));
             fed.feed(b);
             assert_eq!(c.scanner(ctx(ct, None)).finish_with(b), fed.finish());
         }
     }
-    assert!(count(&c.scanner(ctx(None, None)).finish_with(bodies[1].as_bytes()), "cn_mobile") > 0);
-    assert!(c.scanner(ctx(None, None)).finish_with(bodies[4].as_bytes()).findings.is_empty());
+    assert!(
+        count(
+            &c.scanner(ctx(None, None)).finish_with(bodies[1].as_bytes()),
+            "cn_mobile"
+        ) > 0
+    );
+    assert!(c
+        .scanner(ctx(None, None))
+        .finish_with(bodies[4].as_bytes())
+        .findings
+        .is_empty());
 }
 
 proptest! {

@@ -10,38 +10,29 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// What one client connection is doing, shared by its I/O and its request handlers.
-#[derive(Debug)]
+///
+/// Movement is counted, not timed: every read or write that moved bytes, and every request
+/// start and end, bumps a counter, and the idle check asks only whether it changed between
+/// its ticks. Reading the clock on every read and write (four times a request) cost more
+/// than the rest of this wrapper.
+#[derive(Debug, Default)]
 pub struct Activity {
-    base: Instant,
-    /// Milliseconds since `base` of the last read or write that moved bytes.
-    last_ms: AtomicU64,
+    moves: AtomicU64,
     in_flight: AtomicUsize,
     requests: AtomicU64,
 }
 
-impl Default for Activity {
-    fn default() -> Activity {
-        Activity {
-            base: Instant::now(),
-            last_ms: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
-            requests: AtomicU64::new(0),
-        }
-    }
-}
-
 impl Activity {
-    fn now_ms(&self) -> u64 {
-        self.base.elapsed().as_millis() as u64
-    }
-
     fn touch(&self) {
-        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
+        // Load and store rather than an atomic add: the connection's I/O and its handlers
+        // run on one worker thread, and even a lost bump still changes the value.
+        let moves = self.moves.load(Ordering::Relaxed);
+        self.moves.store(moves.wrapping_add(1), Ordering::Relaxed);
     }
 
     /// Requests the connection has started (HTTP/1.1 messages or HTTP/2 streams).
@@ -57,22 +48,27 @@ impl Activity {
         InFlight(Arc::clone(self))
     }
 
-    /// Idle time so far: `None` while a request is being handled.
-    fn idle_for(&self) -> Option<Duration> {
-        if self.in_flight.load(Ordering::Relaxed) > 0 {
-            return None;
-        }
-        let last = self.last_ms.load(Ordering::Relaxed);
-        Some(Duration::from_millis(self.now_ms().saturating_sub(last)))
-    }
-
-    /// Resolves once the connection has been idle for `limit`. Checks a few times per
-    /// period rather than re-arming a timer on every read, which would cost per chunk.
+    /// Resolves once the connection has been idle (no request in flight, no bytes moving)
+    /// for at least `limit`, and at most one tick more. Checks a few times per period
+    /// rather than re-arming a timer on every read, which would cost per chunk.
     pub async fn idle_expired(&self, limit: Duration) {
         let tick = (limit / 4).max(Duration::from_millis(10));
+        // Quiet ticks in a row that make up `limit`: 4, or more when the tick is clamped.
+        let needed = limit.as_nanos().div_ceil(tick.as_nanos()).max(1);
+        let mut seen = self.moves.load(Ordering::Relaxed);
+        let mut quiet = 0u128;
         loop {
             tokio::time::sleep(tick).await;
-            if self.idle_for().is_some_and(|idle| idle >= limit) {
+            let now = self.moves.load(Ordering::Relaxed);
+            if now != seen || self.in_flight.load(Ordering::Relaxed) > 0 {
+                seen = now;
+                quiet = 0;
+                continue;
+            }
+            // Nothing moved since the previous tick, so the last movement is at least
+            // `quiet` whole ticks old.
+            quiet += 1;
+            if quiet >= needed {
                 return;
             }
         }
@@ -254,6 +250,49 @@ mod tests {
         let waited = tokio::time::timeout(Duration::from_secs(5), activity.idle_expired(limit));
         assert!(waited.await.is_ok(), "idle connection never expired");
         assert_eq!(activity.requests(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_means_a_whole_limit_without_movement() {
+        let activity = Arc::new(Activity::default());
+        let limit = Duration::from_millis(400);
+        let started = tokio::time::Instant::now();
+        // Bytes move every 90 ms for a second: never a whole limit of quiet.
+        let mover = {
+            let activity = Arc::clone(&activity);
+            async move {
+                for _ in 0..11 {
+                    tokio::time::sleep(Duration::from_millis(90)).await;
+                    activity.touch();
+                }
+            }
+        };
+        let expired = async {
+            activity.idle_expired(limit).await;
+            tokio::time::Instant::now()
+        };
+        let ((), at) = tokio::join!(mover, expired);
+        let last_move = started + Duration::from_millis(990);
+        assert!(
+            at >= last_move + limit,
+            "expired {:?} after the last move",
+            at - last_move
+        );
+        assert!(
+            at <= last_move + limit + limit / 4,
+            "expired {:?} after the last move, more than a tick late",
+            at - last_move
+        );
+
+        // A clamped tick (limit / 4 under 10 ms) still waits the whole limit.
+        let activity = Activity::default();
+        let from = tokio::time::Instant::now();
+        activity.idle_expired(Duration::from_millis(25)).await;
+        let waited = tokio::time::Instant::now() - from;
+        assert!(
+            waited >= Duration::from_millis(25) && waited <= Duration::from_millis(40),
+            "{waited:?}"
+        );
     }
 
     #[tokio::test]

@@ -163,7 +163,7 @@ pub async fn handle(
         );
     }
     let destination = rt.geo.locate(&target.host, target.port, ip);
-    let mut inspection = Inspection::new(&rt, proxy.metrics(), &destination, &req);
+    let mut inspection = Inspection::new(&rt, proxy.metrics(), &destination, &req, started);
     if inspection.active() && audit_must_block(&proxy, &rt) {
         return audit_unavailable(&proxy, &rt, &facts, &destination);
     }
@@ -631,6 +631,7 @@ impl<'a> Inspection<'a> {
         metrics: &'a crate::telemetry::Metrics,
         destination: &'a Destination,
         req: &Request<B>,
+        started: chrono::DateTime<Utc>,
     ) -> Inspection<'a> {
         let outbound = match destination.region {
             Region::Mainland => false,
@@ -651,7 +652,8 @@ impl<'a> Inspection<'a> {
             rt.classifier.scanner(ScanContext {
                 content_type: header_str(header::CONTENT_TYPE),
                 content_encoding,
-                today: rt.policy.local_date(Utc::now()),
+                // The day the request arrived (one clock read per request, not two).
+                today: rt.policy.local_date(started),
             })
         });
         Inspection {
