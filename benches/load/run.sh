@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Load harness: chujing (inspection on) against nginx as a plain reverse proxy (the ceiling:
 # no inspection), both in front of the same fixed upstream, driven by the same wrk settings.
+# When the example `hyper_floor` is built, it runs too: the same stack as chujing (hyper and
+# tokio, shaped alike) with none of chujing's work, so the gap splits into stack and chujing.
 # Prints req/s, p50/p99 latency, non-2xx count and peak RSS per scenario, the chujing/nginx
 # ratios, and a 60 s constant-memory run (RSS sampled every 5 s). Everything binds to loopback.
 #
 #   apt-get install -y nginx-light wrk         # Debian/Ubuntu
-#   cargo build --release --bin chujing
+#   cargo build --release --bin chujing --example hyper_floor
 #   benches/load/run.sh        # env: DURATION=10 ROUNDS=3 CONNS=32 THREADS=2 SOAK=60 SOAK_BODY=1k_pi
 #                              #      SCENARIOS="get 1k_clean 1k_pi 64k_clean 64k_pi" NGINX_LOG=off
 #
@@ -25,6 +27,8 @@ UP_PORT="${UP_PORT:-18081}"     # fixed upstream (nginx, static answer) on 127.0
 NGX_PORT="${NGX_PORT:-18080}"   # nginx reverse proxy
 CJ_PORT="${CJ_PORT:-18090}"     # chujing reverse listener, destination abroad (inspected)
 CJ0_PORT="${CJ0_PORT:-18091}"   # chujing, destination mainland (no inspection)
+FLOOR_PORT="${FLOOR_PORT:-18092}" # hyper_floor, if built
+FLOOR_BIN="${FLOOR_BIN:-$ROOT/target/release/examples/hyper_floor}"
 
 for tool in nginx wrk; do
   command -v "$tool" >/dev/null || { echo "need $tool: apt-get install -y nginx-light wrk" >&2; exit 1; }
@@ -156,15 +160,24 @@ sed -e "s/127.0.0.1:$CJ_PORT\"/127.0.0.1:$CJ0_PORT\"/" -e "s/127.0.0.1:$((CJ_POR
   -e "s#$WORK/audit.jsonl#$WORK/audit-cn.jsonl#" "$WORK/chujing.toml" > "$WORK/chujing-cn.toml"
 RUST_LOG=warn "$BIN" run --config "$WORK/chujing-cn.toml" >"$WORK/chujing-cn.log" 2>&1 &
 PIDS+=("$!")
+PORTS=("$NGX_PORT" "$CJ_PORT" "$CJ0_PORT")
+if [ -x "$FLOOR_BIN" ]; then
+  "$FLOOR_BIN" "127.0.0.1:$FLOOR_PORT" "127.0.0.2:$UP_PORT" "$(nproc)" >"$WORK/floor.log" 2>&1 &
+  PIDS+=("$!")
+  PORTS+=("$FLOOR_PORT")
+else
+  echo "($FLOOR_BIN not built: no hyper-alone column; cargo build --release --example hyper_floor)" >&2
+fi
 for _ in $(seq 100); do
-  curl -s -o /dev/null "http://127.0.0.1:$CJ_PORT/" && curl -s -o /dev/null "http://127.0.0.1:$CJ0_PORT/" \
-    && curl -s -o /dev/null "http://127.0.0.1:$NGX_PORT/" && break
+  up=1
+  for port in "${PORTS[@]}"; do curl -s -o /dev/null "http://127.0.0.1:$port/" || up=; done
+  [ -n "$up" ] && break
   sleep 0.1
 done
 
 # Sanity: both forward every scenario with 200 (a 403 would make chujing look fast).
 for s in 1k_clean 1k_pi 64k_clean 64k_pi; do
-  for port in "$NGX_PORT" "$CJ_PORT" "$CJ0_PORT"; do
+  for port in "${PORTS[@]}"; do
     code=$(curl -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' \
       --data-binary "@$WORK/$s.json" "http://127.0.0.1:$port/orders")
     [ "$code" = 200 ] || { echo "sanity: $s on :$port gave $code" >&2; cat "$WORK/chujing.log" >&2; exit 1; }
@@ -199,8 +212,8 @@ run_wrk() { # port scenario
 echo
 echo "wrk -t$THREADS -c$CONNS -d${DURATION}s --latency; median of $ROUNDS round(s); nginx access log ${NGINX_LOG:-off}; $(nproc) cores; $(date -u +%FT%TZ)"
 echo
-printf '| scenario | nginx req/s | chujing req/s | ratio | nginx p50 / p99 ms | chujing p50 / p99 ms | Δp99 ms | chujing, no inspection: req/s (ratio) | non-2xx (n/c) |\n'
-printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+printf '| scenario | nginx req/s | chujing req/s | ratio | nginx p50 / p99 ms | chujing p50 / p99 ms | Δp99 ms | chujing, no inspection: req/s (ratio) | hyper alone: req/s (ratio) | non-2xx (n/c) |\n'
+printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 # Each scenario runs ROUNDS times, nginx and chujing alternating, and each column is the
 # median over the rounds: on a shared machine, load from elsewhere then shifts a round of
 # both sides rather than one side's only number.
@@ -212,14 +225,16 @@ for s in $SCENARIOS; do
     read -r n_rps n_p50 n_p99 n_bad < <(run_wrk "$NGX_PORT" "$s")
     read -r c_rps c_p50 c_p99 c_bad < <(run_wrk "$CJ_PORT" "$s")
     read -r z_rps _ _ _ < <(run_wrk "$CJ0_PORT" "$s")
-    for k in n_rps n_p50 n_p99 c_rps c_p50 c_p99 z_rps; do col[$k]+="${!k} "; done
+    f_rps=0
+    [ -x "$FLOOR_BIN" ] && read -r f_rps _ _ _ < <(run_wrk "$FLOOR_PORT" "$s")
+    for k in n_rps n_p50 n_p99 c_rps c_p50 c_p99 z_rps f_rps; do col[$k]+="${!k} "; done
     col[n_bad]=$(( ${col[n_bad]:-0} + n_bad )); col[c_bad]=$(( ${col[c_bad]:-0} + c_bad ))
   done
-  rounds_seen+="$s: nginx ${col[n_rps]}/ chujing ${col[c_rps]}/ no inspection ${col[z_rps]}req/s; p99 ms nginx ${col[n_p99]}/ chujing ${col[c_p99]}
+  rounds_seen+="$s: nginx ${col[n_rps]}/ chujing ${col[c_rps]}/ no inspection ${col[z_rps]}/ hyper alone ${col[f_rps]}req/s; p99 ms nginx ${col[n_p99]}/ chujing ${col[c_p99]}
 "
-  for k in n_rps n_p50 n_p99 c_rps c_p50 c_p99 z_rps; do col[$k]=$(echo "${col[$k]}" | median); done
-  awk -v s="$s" -v nr="${col[n_rps]}" -v cr="${col[c_rps]}" -v zr="${col[z_rps]}" -v n50="${col[n_p50]}" -v n99="${col[n_p99]}" -v c50="${col[c_p50]}" -v c99="${col[c_p99]}" -v nb="${col[n_bad]}" -v cb="${col[c_bad]}" \
-    'BEGIN { printf "| %s | %.0f | %.0f | %.2f× | %.2f / %.2f | %.2f / %.2f | %+.2f | %.0f (%.2f×) | %s / %s |\n", s, nr, cr, cr/nr, n50, n99, c50, c99, c99-n99, zr, zr/nr, nb, cb }'
+  for k in n_rps n_p50 n_p99 c_rps c_p50 c_p99 z_rps f_rps; do col[$k]=$(echo "${col[$k]}" | median); done
+  awk -v s="$s" -v nr="${col[n_rps]}" -v cr="${col[c_rps]}" -v zr="${col[z_rps]}" -v fr="${col[f_rps]}" -v n50="${col[n_p50]}" -v n99="${col[n_p99]}" -v c50="${col[c_p50]}" -v c99="${col[c_p99]}" -v nb="${col[n_bad]}" -v cb="${col[c_bad]}" \
+    'BEGIN { floor = fr > 0 ? sprintf("%.0f (%.2f×)", fr, fr/nr) : "not built"; printf "| %s | %.0f | %.0f | %.2f× | %.2f / %.2f | %.2f / %.2f | %+.2f | %.0f (%.2f×) | %s | %s / %s |\n", s, nr, cr, cr/nr, n50, n99, c50, c99, c99-n99, zr, zr/nr, floor, nb, cb }'
   unset col
 done
 echo
