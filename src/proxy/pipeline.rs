@@ -376,12 +376,7 @@ async fn scan_only(
     inspection: &mut Inspection<'_>,
     timeout: Duration,
 ) -> PumpEnd {
-    loop {
-        let next = match first.take() {
-            Some(polled) => polled,
-            None => next_frame(&mut body, timeout).await,
-        };
-        let Some(frame) = next else { break };
+    while let Some(frame) = next_frame_after(&mut first, &mut body, timeout).await {
         let Ok(frame) = frame else {
             let (decision, report) = (inspection.current_decision(), inspection.snapshot());
             let message = match frame {
@@ -419,12 +414,7 @@ async fn pump(
     let mut held = Holdback::new(inspection.holdback_limit());
     let mut trailers = None;
     let mut upstream_gone = false;
-    loop {
-        let next = match first.take() {
-            Some(polled) => polled,
-            None => next_frame(&mut body, timeout).await,
-        };
-        let Some(frame) = next else { break };
+    while let Some(frame) = next_frame_after(&mut first, &mut body, timeout).await {
         let frame = match frame {
             Ok(f) => f,
             Err(e) => {
@@ -511,11 +501,21 @@ impl std::fmt::Display for BodyRead {
     }
 }
 
-/// The next body frame, or a timeout when the client stalls (slow-body attacks hold a
-/// connection, an upstream connection and a scanner each).
 /// A frame taken from the body ahead of the loop that reads it: `Some(next)` where `next` is
 /// what [`next_frame`] would have returned.
 type Prefetched = Option<Option<Result<Frame<Bytes>, BodyRead>>>;
+
+/// The frame taken ahead, if any (once), else the body's next one.
+async fn next_frame_after(
+    first: &mut Prefetched,
+    body: &mut Incoming,
+    timeout: Duration,
+) -> Option<Result<Frame<Bytes>, BodyRead>> {
+    match first.take() {
+        Some(polled) => polled,
+        None => next_frame(body, timeout).await,
+    }
+}
 
 /// The body's next frame if hyper already holds it (`Some`), without waiting for the client.
 async fn frame_now(body: &mut Incoming) -> Option<Option<Result<Frame<Bytes>, hyper::Error>>> {
@@ -528,6 +528,8 @@ async fn frame_now(body: &mut Incoming) -> Option<Option<Result<Frame<Bytes>, hy
     .await
 }
 
+/// The next body frame, or a timeout when the client stalls (slow-body attacks hold a
+/// connection, an upstream connection and a scanner each).
 async fn next_frame(
     body: &mut Incoming,
     timeout: Duration,
