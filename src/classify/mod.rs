@@ -524,16 +524,9 @@ impl BodyScanner {
         self.bytes += data.len() as u64;
         let det = &self.classifier.detectors;
         let today = self.ctx.today;
-        let mut rest = data;
-        while !rest.is_empty() {
-            let room = self.win.room();
-            let used = self.norm.run(rest, &mut self.win.buf, room);
-            rest = &rest[used..];
-            if last && rest.is_empty() {
-                break;
-            }
-            self.win.pass(det, today, &mut self.rec, false);
-        }
+        normalize_into(&mut self.win, &mut self.norm, data, last, |win| {
+            win.pass(det, today, &mut self.rec, false)
+        });
         if over {
             self.mark_uninspectable(Uninspectable::TooLarge { limit });
         }
@@ -549,18 +542,10 @@ impl BodyScanner {
         let depth = self.rec.depth;
         let mut win = self.frag.take().unwrap_or_else(Window::new);
         let mut norm = Normalizer::new(Mode::Form);
-        let mut rest = fragment;
-        // Passes only to make room: a fragment that fits (a header value, a URL) is scanned
-        // once, by the final pass.
-        while !rest.is_empty() {
-            let room = win.room();
-            let used = norm.run(rest, &mut win.buf, room);
-            rest = &rest[used..];
-            if rest.is_empty() {
-                break;
-            }
-            win.pass(det, today, &mut self.rec, false);
-        }
+        // A fragment that fits (a header value, a URL) is scanned once, by the final pass.
+        normalize_into(&mut win, &mut norm, fragment, true, |win| {
+            win.pass(det, today, &mut self.rec, false)
+        });
         norm.finish(&mut win.buf);
         win.pass(det, today, &mut self.rec, true);
         self.rec.close_record();
@@ -624,6 +609,28 @@ impl BodyScanner {
         self.win.pass(det, self.ctx.today, &mut self.rec, true);
         self.rec.close_record();
         self.snapshot()
+    }
+}
+
+/// Normalizes `data` into the window, calling `pass` whenever the window is full and, unless
+/// `last`, once more after the final byte. With `last`, what is left is for the caller's final
+/// pass (`eof`), which would otherwise re-read the undecided tail of this one.
+fn normalize_into(
+    win: &mut Window,
+    norm: &mut Normalizer,
+    data: &[u8],
+    last: bool,
+    mut pass: impl FnMut(&mut Window),
+) {
+    let mut rest = data;
+    while !rest.is_empty() {
+        let room = win.room();
+        let used = norm.run(rest, &mut win.buf, room);
+        rest = &rest[used..];
+        if last && rest.is_empty() {
+            break;
+        }
+        pass(win);
     }
 }
 
