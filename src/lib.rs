@@ -34,6 +34,7 @@
 //! assert!(!format!("{report:?}").contains("110101199003071233"), "never the raw value");
 //! ```
 
+pub mod alloc;
 pub mod audit;
 pub mod classify;
 pub mod cli;

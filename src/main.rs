@@ -16,7 +16,7 @@ use chujing::proxy;
 // many, short-lived and crossed between worker threads; mimalloc's thread-local free lists
 // serve them without glibc's consolidation passes (measured in benches/load/README.md).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: chujing::alloc::Mimalloc = chujing::alloc::Mimalloc;
 
 #[derive(Parser)]
 #[command(

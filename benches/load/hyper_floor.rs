@@ -21,8 +21,9 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
+// The same allocator as chujing, so the floor differs from it only in chujing's work.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: chujing::alloc::Mimalloc = chujing::alloc::Mimalloc;
 
 thread_local! {
     /// This worker's idle upstream connections.

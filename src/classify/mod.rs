@@ -407,19 +407,21 @@ impl Classifier {
 
     /// A streaming scanner for one payload.
     pub fn scanner(self: &Arc<Self>, ctx: ScanContext) -> BodyScanner {
-        let ct = ctx
-            .content_type
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .unwrap_or_default();
-        let mode = if ct.contains("x-www-form-urlencoded") {
+        const FORM: &[u8] = b"x-www-form-urlencoded";
+        const MULTIPART: &[u8] = b"multipart/";
+        // Media types are case-insensitive (RFC 9110 §8.3.1): compared without a lowercase
+        // copy, as every inspected request passes here.
+        let ct = ctx.content_type.as_deref().unwrap_or_default().as_bytes();
+        let mode = if ct.windows(FORM.len()).any(|w| w.eq_ignore_ascii_case(FORM)) {
             Mode::Form
         } else {
             Mode::Text
         };
+        let multipart =
+            ct.len() >= MULTIPART.len() && ct[..MULTIPART.len()].eq_ignore_ascii_case(MULTIPART);
         // A form (urlencoded or multipart) describes one individual unless it repeats an
         // identifier; its line breaks are part boundaries, not records.
-        let lines_are_records = !(mode == Mode::Form || ct.starts_with("multipart/"));
+        let lines_are_records = !(mode == Mode::Form || multipart);
         let (decoding, uninspectable) = match ctx.content_encoding.as_deref() {
             None => (None, None),
             Some(v) => match Decoding::from_header(v, self.options.max_decompression_ratio) {

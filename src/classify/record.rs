@@ -96,7 +96,8 @@ impl Recorder {
             group: Group {
                 members: [None; STRONG_KINDS],
                 strongest: None,
-                strongest_value: Vec::with_capacity(64),
+                // Grown on the first identifier: a clean body never needs it.
+                strongest_value: Vec::new(),
                 sensitive: false,
                 anchor_depth: 0,
             },

@@ -65,6 +65,71 @@ pub struct Window {
     b64: Option<B64>,
 }
 
+impl Drop for Window {
+    fn drop(&mut self) {
+        spare::put(
+            std::mem::take(&mut self.buf),
+            std::mem::take(&mut self.events),
+        );
+    }
+}
+
+/// Window buffers of finished scans, kept per thread for the next ones. Every request that
+/// is inspected needs one or two windows; a fresh 32 KiB block each time takes the
+/// allocator's slow path twice (allocation from a page whose free list is empty, and the
+/// page's retirement when it is freed), about 1k instructions a request. A kept buffer is
+/// cleared before it is handed out again, so nothing of one request is seen by the next.
+mod spare {
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+
+    use super::{Event, CAP};
+
+    /// Buffers kept per thread: enough for the windows of the requests one worker has in
+    /// flight between two of its turns, and a bound (`KEEP` × 32 KiB) on what idles.
+    const KEEP: usize = 8;
+
+    type Buffers = (Vec<u8>, VecDeque<(u64, Event)>);
+
+    thread_local! {
+        static SPARE: RefCell<Vec<Buffers>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Empty buffers for a new window: kept ones if this thread has any, else new ones.
+    pub(super) fn take() -> Buffers {
+        SPARE
+            .try_with(|spare| spare.borrow_mut().pop())
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| (Vec::with_capacity(CAP), VecDeque::with_capacity(16)))
+    }
+
+    /// Keeps a dropped window's buffers, emptied, unless enough are kept or they grew (a
+    /// window never grows past `CAP`; an event queue that did is let go).
+    pub(super) fn put(mut buf: Vec<u8>, mut events: VecDeque<(u64, Event)>) {
+        if buf.capacity() != CAP || events.capacity() > 64 {
+            return;
+        }
+        buf.clear();
+        events.clear();
+        // During thread teardown the list may be gone already: the buffers are then freed.
+        let _ = SPARE.try_with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.len() < KEEP {
+                spare.push((buf, events));
+            }
+        });
+    }
+
+    #[cfg(test)]
+    pub(super) const KEEP_FOR_TESTS: usize = KEEP;
+
+    #[cfg(test)]
+    pub(super) fn kept() -> usize {
+        SPARE.with(|spare| spare.borrow().len())
+    }
+}
+
 impl Window {
     /// A window over a payload or fragment, decoding base64 field values.
     pub fn new() -> Window {
@@ -75,8 +140,9 @@ impl Window {
 
     /// A window that does not decode base64 (the nested scan of a decoded value).
     pub fn plain() -> Window {
+        let (buf, events) = spare::take();
         Window {
-            buf: Vec::with_capacity(CAP),
+            buf,
             scan_from: 0,
             struct_pos: 0,
             long_run: false,
@@ -84,7 +150,7 @@ impl Window {
             kw_next: 0,
             rx_from: 0,
             base: 0,
-            events: VecDeque::with_capacity(16),
+            events,
             loc_until: 0,
             b64: None,
         }
@@ -1276,6 +1342,33 @@ fn mask_custom(v: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::classify::tests::xorshift;
+
+    #[test]
+    fn kept_window_buffers_come_back_empty_and_are_bounded() {
+        let mut windows: Vec<Window> = (0..3 * spare::KEEP_FOR_TESTS)
+            .map(|_| Window::new())
+            .collect();
+        for w in &mut windows {
+            w.buf.extend_from_slice(b"13812345");
+            w.events.push_back((7, Event::Health));
+        }
+        drop(windows);
+        assert_eq!(
+            spare::kept(),
+            spare::KEEP_FOR_TESTS,
+            "at most KEEP are kept"
+        );
+        for _ in 0..spare::KEEP_FOR_TESTS + 2 {
+            let w = Window::plain();
+            assert!(
+                w.buf.is_empty() && w.events.is_empty(),
+                "a kept buffer is cleared"
+            );
+            assert_eq!(w.buf.capacity(), CAP);
+            std::mem::forget(w);
+        }
+        assert_eq!(spare::kept(), 0);
+    }
 
     #[test]
     fn candidates_found_at_run_start() {

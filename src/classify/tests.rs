@@ -1076,3 +1076,59 @@ pub(super) fn xorshift(state: &mut u64) -> u64 {
     *state ^= *state << 17;
     *state
 }
+
+/// Window buffers are reused across scans on a thread (`scan::spare`): a scan dropped with a
+/// value cut at its end (a client that went away mid-body) leaves nothing for the next scan to
+/// join its own bytes to.
+#[test]
+fn a_dropped_scan_leaves_nothing_for_the_next_one() {
+    let c = Arc::new(Classifier::new(options()).unwrap());
+    for _ in 0..20 {
+        let mut first = c.scanner(ctx(Some("application/json"), None));
+        first.feed(br#"{"note":"call 138123"#);
+        drop(first);
+        let mut second = c.scanner(ctx(Some("application/json"), None));
+        second.feed_fragment(b"/orders?ref=138123");
+        second.feed(br#"45678 now"}"#);
+        let report = second.finish();
+        assert!(
+            report.findings.is_empty(),
+            "the next scan sees only its own bytes: {:?}",
+            report.findings
+        );
+    }
+    // And the same value whole in one scan is found, so the check above can fail.
+    let mut whole = c.scanner(ctx(Some("application/json"), None));
+    whole.feed(br#"{"note":"call 13812345678 now"}"#);
+    assert_eq!(whole.finish().findings.len(), 1);
+}
+
+/// Media types are case-insensitive: an upper-case form or multipart type selects the same
+/// decoding and record rules as the lower-case one.
+#[test]
+fn content_type_is_matched_without_regard_to_case() {
+    let form = b"tel=138+1234+5678&x=%31%33%39%31%32%33%34%35%36%37%38";
+    for ct in [
+        "application/x-www-form-urlencoded",
+        "Application/X-WWW-Form-Urlencoded; charset=UTF-8",
+    ] {
+        assert_eq!(
+            count(&scan_with(options(), Some(ct), form), "cn_mobile"),
+            2,
+            "{ct}"
+        );
+    }
+    // Not a form: the percent-encoded number stays encoded, so the rules above made a
+    // difference.
+    assert!(count(&scan_with(options(), Some("text/plain"), form), "cn_mobile") < 2);
+    let a = id(110105, 1990, 3, 7, 123);
+    let parts = format!("{a}\r\n13812345678\r\n");
+    for (ct, subjects) in [
+        ("multipart/form-data; boundary=XyZ", 1),
+        ("Multipart/Form-Data; boundary=XyZ", 1),
+        ("text/csv", 2),
+    ] {
+        let r = scan_with(options(), Some(ct), parts.as_bytes());
+        assert_eq!(r.subjects.len(), subjects, "{ct}");
+    }
+}

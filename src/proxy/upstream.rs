@@ -51,12 +51,27 @@ impl Scheme {
 }
 
 /// Identity of a pooled connection.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolKey {
     pub scheme: Scheme,
     pub host: String,
     pub ip: IpAddr,
     pub port: u16,
+}
+
+/// Hashes the host's bytes and one word packing address, port and scheme: two hasher
+/// writes instead of the derive's six (SipHash pays per write; the pool hashes a key on
+/// every checkout and every return). Keys equal under the derived `Eq` hash alike.
+impl std::hash::Hash for PoolKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let ip = match self.ip {
+            IpAddr::V4(v4) => u128::from(u32::from(v4)),
+            IpAddr::V6(v6) => u128::from(v6) ^ (1 << 127),
+        };
+        let tail = u64::from(self.port) << 1 | u64::from(self.scheme == Scheme::Https);
+        state.write(self.host.as_bytes());
+        state.write_u128(ip ^ u128::from(tail) << 64);
+    }
 }
 
 /// Why an upstream exchange failed, with its RFC 9209 `Proxy-Status` error type.
@@ -104,8 +119,36 @@ pub enum Protocol {
 /// (using it from another worker would put a cross-thread wake on every exchange).
 #[derive(Default)]
 struct Idle {
-    h1: HashMap<PoolKey, Vec<http1::SendRequest<UpstreamBody>>>,
-    h2: HashMap<PoolKey, http2::SendRequest<UpstreamBody>>,
+    /// One entry per key, for both protocols, so a checkout looks the key up once.
+    by_key: HashMap<PoolKey, IdleConns>,
+    /// Entries at which keys without connections are dropped (see [`Idle::entry`]).
+    prune_at: usize,
+}
+
+#[derive(Default)]
+struct IdleConns {
+    h1: Vec<http1::SendRequest<UpstreamBody>>,
+    /// An HTTP/2 connection is shared by all requests on it: one per key.
+    h2: Option<http2::SendRequest<UpstreamBody>>,
+}
+
+/// Keys the idle map holds before it first drops those left without connections.
+const PRUNE_MIN: usize = 1024;
+
+impl Idle {
+    /// The entry for `key`, created if needed. A checkout leaves its key's entry in place
+    /// (empty, until the connection comes back), so a forward proxy that reaches many hosts
+    /// would keep one entry per host ever seen: past `prune_at` entries, the empty ones go,
+    /// and the next pruning waits until the map has doubled, so the cost stays constant per
+    /// insertion.
+    fn entry(&mut self, key: PoolKey) -> &mut IdleConns {
+        if self.by_key.len() >= self.prune_at.max(PRUNE_MIN) && !self.by_key.contains_key(&key) {
+            self.by_key
+                .retain(|_, conns| !conns.h1.is_empty() || conns.h2.is_some());
+            self.prune_at = 2 * self.by_key.len();
+        }
+        self.by_key.entry(key).or_default()
+    }
 }
 
 /// Connection pool and connector for all upstreams.
@@ -211,13 +254,14 @@ impl UpstreamPool {
 
     fn take_idle(&self, key: &PoolKey) -> Option<Sender> {
         let mut idle = self.slot();
-        if let Some(h2) = idle.h2.get(key) {
+        let conns = idle.by_key.get_mut(key)?;
+        if let Some(h2) = &conns.h2 {
             if h2.is_ready() {
                 return Some(Sender::H2(h2.clone()));
             }
-            idle.h2.remove(key);
+            conns.h2 = None;
         }
-        let list = idle.h1.get_mut(key)?;
+        let list = &mut conns.h1;
         // Newest first: the most recently used connection is the warmest. A connection
         // still streaming its last response body stays for later; a closed one goes.
         let mut i = list.len();
@@ -270,7 +314,7 @@ impl UpstreamPool {
                     tokio::spawn(async move {
                         let _ = conn.await;
                     });
-                    self.slot().h2.insert(key.clone(), sender.clone());
+                    self.slot().entry(key.clone()).h2 = Some(sender.clone());
                     Ok(Sender::H2(sender))
                 } else {
                     handshake_h1(TokioIo::new(tls)).await
@@ -295,7 +339,7 @@ impl UpstreamPool {
                 // body has been read to the end, and `take_idle` only hands out ready ones.
                 // (No task per request waiting for that moment.)
                 let mut idle = self.slot();
-                let list = idle.h1.entry(key).or_default();
+                let list = &mut idle.entry(key).h1;
                 if list.len() < MAX_IDLE_PER_KEY {
                     list.push(h1);
                 }
@@ -354,4 +398,63 @@ fn exchange_error(e: hyper::Error) -> UpstreamError {
         "http_protocol_error"
     };
     UpstreamError::new(kind, e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::hash_map::RandomState;
+    use std::hash::BuildHasher;
+
+    use super::*;
+
+    fn key(host: &str, ip: &str, port: u16, scheme: Scheme) -> PoolKey {
+        PoolKey {
+            scheme,
+            host: host.to_owned(),
+            ip: ip.parse().unwrap(),
+            port,
+        }
+    }
+
+    #[test]
+    fn equal_keys_hash_alike_and_each_field_changes_the_hash() {
+        let s = RandomState::new();
+        let base = key("api.example.com", "127.0.0.2", 443, Scheme::Https);
+        assert_eq!(s.hash_one(&base), s.hash_one(base.clone()));
+        for other in [
+            key("api.example.org", "127.0.0.2", 443, Scheme::Https),
+            key("api.example.com", "127.0.0.3", 443, Scheme::Https),
+            key("api.example.com", "::ffff:127.0.0.2", 443, Scheme::Https),
+            key("api.example.com", "127.0.0.2", 444, Scheme::Https),
+            key("api.example.com", "127.0.0.2", 443, Scheme::Http),
+        ] {
+            assert_ne!(base, other);
+            assert_ne!(s.hash_one(&base), s.hash_one(&other), "{other:?}");
+        }
+    }
+
+    /// A forward proxy reaching ever new hosts does not keep an entry per host: keys left
+    /// without connections are dropped, a key with an idle connection stays.
+    #[tokio::test]
+    async fn keys_without_connections_are_pruned_and_live_ones_kept() {
+        let (io, _peer) = tokio::io::duplex(64);
+        let (sender, conn) = http1::handshake::<_, UpstreamBody>(TokioIo::new(io))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let mut idle = Idle::default();
+        let live = key("live.test", "127.0.0.9", 80, Scheme::Http);
+        idle.entry(live.clone()).h1.push(sender);
+        let mut most = 0;
+        for i in 0..20_000u32 {
+            let host = format!("host{i}.test");
+            idle.entry(key(&host, "127.0.0.2", 80, Scheme::Http));
+            most = most.max(idle.by_key.len());
+        }
+        assert!(
+            most <= 2 * PRUNE_MIN + 1,
+            "the map stays bounded: {most} entries at most"
+        );
+        assert_eq!(idle.by_key.get(&live).map(|c| c.h1.len()), Some(1));
+    }
 }
