@@ -15,8 +15,43 @@ use crate::classify::{DataClass, Finding};
 use crate::config::Mode;
 
 /// `2026-11-24T12:21:48.994Z`: what `to_rfc3339_opts(SecondsFormat::Millis, true)` writes,
-/// without the formatting machinery (every event carries one).
+/// without the formatting machinery (every event carries one). The date and time up to the
+/// second are kept per thread: events of one second share them, only the milliseconds
+/// change.
 pub(super) fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    use std::cell::Cell;
+    thread_local! {
+        /// The last second formatted on this thread, and its `YYYY-MM-DDTHH:MM:SS`.
+        static SECOND: Cell<(i64, [u8; 19])> = const { Cell::new((i64::MIN, [0; 19])) };
+    }
+    let nanos = t.timestamp_subsec_nanos();
+    // A leap second (nanos past 1e9) and years outside four digits take the slow path.
+    if nanos >= 1_000_000_000 {
+        return timestamp_uncached(t);
+    }
+    let second = t.timestamp();
+    let (cached, mut prefix) = SECOND.with(Cell::get);
+    if cached != second {
+        let full = timestamp_uncached(t);
+        if full.len() != 24 {
+            return full;
+        }
+        prefix.copy_from_slice(&full.as_bytes()[..19]);
+        SECOND.with(|c| c.set((second, prefix)));
+    }
+    let mut b = [0u8; 24];
+    b[..19].copy_from_slice(&prefix);
+    let millis = nanos / 1_000_000;
+    b[19] = b'.';
+    b[20] = b'0' + (millis / 100) as u8;
+    b[21] = b'0' + (millis / 10 % 10) as u8;
+    b[22] = b'0' + (millis % 10) as u8;
+    b[23] = b'Z';
+    String::from_utf8(b.to_vec()).expect("ASCII digits and separators")
+}
+
+/// [`timestamp`] without the per-thread second.
+fn timestamp_uncached(t: chrono::DateTime<chrono::Utc>) -> String {
     use chrono::{Datelike, Timelike};
     let year = t.year();
     if !(0..=9999).contains(&year) {
@@ -194,34 +229,8 @@ fn class(c: DataClass) -> &'static str {
 }
 
 fn number(out: &mut Vec<u8>, n: u64) {
-    out.extend_from_slice(itoa_buf(n).as_slice());
-}
-
-/// Decimal digits of `n` (no allocation: a fixed stack buffer).
-fn itoa_buf(mut n: u64) -> Digits {
-    let mut d = Digits {
-        buf: [0; 20],
-        start: 20,
-    };
-    loop {
-        d.start -= 1;
-        d.buf[d.start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return d;
-        }
-    }
-}
-
-struct Digits {
-    buf: [u8; 20],
-    start: usize,
-}
-
-impl Digits {
-    fn as_slice(&self) -> &[u8] {
-        &self.buf[self.start..]
-    }
+    // itoa writes two digits per step from a table; every line has a dozen numbers.
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 fn ip(out: &mut Vec<u8>, a: IpAddr) {
@@ -233,7 +242,7 @@ fn ip(out: &mut Vec<u8>, a: IpAddr) {
                 if i > 0 {
                     out.push(b'.');
                 }
-                number(out, u64::from(octet));
+                out.extend_from_slice(itoa::Buffer::new().format(octet).as_bytes());
             }
         }
         // Display of an address never needs escaping.
@@ -575,6 +584,30 @@ mod tests {
             super::timestamp(now),
             now.to_rfc3339_opts(SecondsFormat::Millis, true)
         );
+        // The per-thread second: hit within a second, missed on the next and on a return to
+        // an earlier one, before 1970, and past year 9999.
+        let start = chrono::DateTime::parse_from_rfc3339("2026-11-24T12:21:48.005Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        for ms in [
+            0i64,
+            300,
+            994,
+            995,
+            1_000,
+            10,
+            -1_000_000_000_000,
+            -1,
+            254_000_000_000_000,
+            7,
+        ] {
+            let t = start + chrono::Duration::milliseconds(ms);
+            assert_eq!(
+                super::timestamp(t),
+                t.to_rfc3339_opts(SecondsFormat::Millis, true),
+                "{ms} ms"
+            );
+        }
     }
 
     #[test]

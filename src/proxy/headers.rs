@@ -29,6 +29,15 @@ fn hop_index(name: &str) -> Option<usize> {
     })
 }
 
+/// Whether every `Connection` value is just `keep-alive` (the usual response, already on the
+/// fixed list), so there are no further names to find.
+fn only_keep_alive(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .all(|v| v.as_bytes().eq_ignore_ascii_case(b"keep-alive"))
+}
+
 /// Removes hop-by-hop headers in place.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the distinct names (a handful) finds which hop-by-hop headers are there;
@@ -47,7 +56,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
     // `Connection` names more headers to drop. `keep-alive`, the usual value, is on the
     // fixed list already, so it is skipped: no name list is built for the usual response.
-    if present[0] {
+    if present[0] && !only_keep_alive(headers) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
@@ -149,6 +158,14 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.get(header::CONTENT_TYPE).is_some());
+        // The usual value first, a name on a second line: the name still counts.
+        let mut h = HeaderMap::new();
+        h.append(header::CONNECTION, HeaderValue::from_static("KEEP-ALIVE"));
+        h.append(header::CONNECTION, HeaderValue::from_static("x-hop"));
+        h.insert("x-hop", HeaderValue::from_static("1"));
+        h.insert("x-keep", HeaderValue::from_static("yes"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-keep"]);
         // A named header hidden behind the usual values, in a second Connection line, any case.
         let mut h = HeaderMap::new();
         h.append(
