@@ -51,26 +51,74 @@ impl Activity {
     /// Resolves once the connection has been idle (no request in flight, no bytes moving)
     /// for at least `limit`, and at most one tick more. Checks a few times per period
     /// rather than re-arming a timer on every read, which would cost per chunk.
-    pub async fn idle_expired(&self, limit: Duration) {
-        let tick = (limit / 4).max(Duration::from_millis(10));
-        // Quiet ticks in a row that make up `limit`: 4, or more when the tick is clamped.
-        let needed = limit.as_nanos().div_ceil(tick.as_nanos()).max(1);
-        let mut seen = self.moves.load(Ordering::Relaxed);
-        let mut quiet = 0u128;
+    pub fn idle_expired(&self, limit: Duration) -> IdleExpired<'_> {
+        let period = (limit / 4).max(Duration::from_millis(10));
+        IdleExpired {
+            activity: self,
+            tick: Box::pin(tokio::time::sleep(period)),
+            period,
+            // Quiet ticks in a row that make up `limit`: 4, or more when the tick is clamped.
+            needed: limit.as_nanos().div_ceil(period.as_nanos()).max(1),
+            seen: self.moves.load(Ordering::Relaxed),
+            quiet: 0,
+            armed_for: None,
+        }
+    }
+}
+
+/// The future of [`Activity::idle_expired`].
+///
+/// It shares its connection's task: `select!` polls it whenever the connection is woken,
+/// several times per request. Polling the tick's `Sleep` each time (coop budget, waker
+/// registration) cost more than the whole check, so once a tick is armed for this task's
+/// waker, a poll only asks whether the tick has fired (one atomic load); the armed tick
+/// wakes the task itself when it fires.
+pub struct IdleExpired<'a> {
+    activity: &'a Activity,
+    /// Boxed once per connection, so the future is `Unpin` and the tick is reset in place.
+    tick: Pin<Box<tokio::time::Sleep>>,
+    period: Duration,
+    needed: u128,
+    seen: u64,
+    quiet: u128,
+    /// The waker the pending tick was registered with (a poll from another task re-polls).
+    armed_for: Option<std::task::Waker>,
+}
+
+impl std::future::Future for IdleExpired<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
         loop {
-            tokio::time::sleep(tick).await;
-            let now = self.moves.load(Ordering::Relaxed);
-            if now != seen || self.in_flight.load(Ordering::Relaxed) > 0 {
-                seen = now;
-                quiet = 0;
-                continue;
+            let armed = this
+                .armed_for
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()));
+            if armed && !this.tick.is_elapsed() {
+                return Poll::Pending;
             }
-            // Nothing moved since the previous tick, so the last movement is at least
-            // `quiet` whole ticks old.
-            quiet += 1;
-            if quiet >= needed {
-                return;
+            if this.tick.as_mut().poll(cx).is_pending() {
+                if !armed {
+                    this.armed_for = Some(cx.waker().clone());
+                }
+                return Poll::Pending;
             }
+            this.armed_for = None;
+            let now = this.activity.moves.load(Ordering::Relaxed);
+            if now != this.seen || this.activity.in_flight.load(Ordering::Relaxed) > 0 {
+                this.seen = now;
+                this.quiet = 0;
+            } else {
+                // Nothing moved since the previous tick, so the last movement is at least
+                // `quiet` whole ticks old.
+                this.quiet += 1;
+                if this.quiet >= this.needed {
+                    return Poll::Ready(());
+                }
+            }
+            let next = tokio::time::Instant::now() + this.period;
+            this.tick.as_mut().reset(next);
         }
     }
 }
@@ -250,6 +298,46 @@ mod tests {
         let waited = tokio::time::timeout(Duration::from_secs(5), activity.idle_expired(limit));
         assert!(waited.await.is_ok(), "idle connection never expired");
         assert_eq!(activity.requests(), 1);
+    }
+
+    /// The connection's task wakes far more often than the tick: the idle future, polled on
+    /// each wake, still expires on time; and a tick armed for another task's waker is
+    /// re-armed for the one that polls now, else that task would never be woken.
+    #[tokio::test(start_paused = true)]
+    async fn idle_expires_on_time_however_often_it_is_polled_and_by_whom() {
+        let limit = Duration::from_millis(40);
+        // In a task of its own, as a connection is: its waker is the same on every poll.
+        let after = tokio::spawn(async move {
+            let activity = Activity::default();
+            let started = tokio::time::Instant::now();
+            let mut idle = activity.idle_expired(limit);
+            let busy = async {
+                for _ in 0..1000 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            };
+            tokio::select! {
+                () = &mut idle => {}
+                () = busy => panic!("idle never expired while polled every millisecond"),
+            }
+            started.elapsed()
+        })
+        .await
+        .unwrap();
+        assert!(
+            after >= limit && after <= limit + limit / 4,
+            "expired after {after:?}"
+        );
+
+        let activity = Activity::default();
+        let started = tokio::time::Instant::now();
+        let mut idle = std::pin::pin!(activity.idle_expired(limit));
+        let mut elsewhere = Context::from_waker(std::task::Waker::noop());
+        assert!(std::future::Future::poll(idle.as_mut(), &mut elsewhere).is_pending());
+        tokio::time::timeout(Duration::from_secs(1), idle)
+            .await
+            .expect("a tick armed for another waker still wakes this task");
+        assert!(started.elapsed() <= limit + limit / 4);
     }
 
     #[tokio::test(start_paused = true)]
