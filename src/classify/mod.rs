@@ -39,7 +39,7 @@ use custom::CustomDetector;
 use decode::{Decoding, Stop};
 use keywords::Keywords;
 use normalize::{Mode, Normalizer};
-use record::{CategoryAcc, Recorder};
+use record::Recorder;
 use scan::Window;
 
 /// Index of each built-in category in [`Category::BUILTIN`] (and in a scanner's accumulators;
@@ -330,20 +330,6 @@ impl Detectors {
     pub(crate) fn sensitive(&self, cat: usize) -> bool {
         self.classes[cat] == DataClass::Sensitive
     }
-
-    fn accumulators(&self) -> Vec<CategoryAcc> {
-        self.categories
-            .iter()
-            .zip(&self.classes)
-            .map(|(c, &class)| CategoryAcc {
-                category: c.clone(),
-                class,
-                count: 0,
-                samples: Vec::new(),
-                sample_tries: 0,
-            })
-            .collect()
-    }
 }
 
 /// Compiled detectors; build once, share with `Arc`.
@@ -430,7 +416,7 @@ impl Classifier {
             },
         };
         let version = u64::from(uninspectable.is_some());
-        let mut rec = Recorder::new(self.detectors.accumulators(), self.options.hash_key);
+        let mut rec = Recorder::new(self.detectors.categories.len(), self.options.hash_key);
         rec.lines_are_records = lines_are_records;
         BodyScanner {
             classifier: Arc::clone(self),
@@ -579,7 +565,10 @@ impl BodyScanner {
     pub fn snapshot(&self) -> ScanReport {
         ScanReport {
             bytes: self.bytes,
-            findings: self.rec.findings(),
+            findings: self.rec.findings(
+                &self.classifier.detectors.categories,
+                &self.classifier.detectors.classes,
+            ),
             subjects: self.rec.subjects(),
             uninspectable: self.uninspectable.clone(),
         }

@@ -21,11 +21,9 @@ pub enum Strong {
 
 const STRONG_KINDS: usize = 8;
 
-/// Per-category accumulator.
-#[derive(Debug, Clone)]
+/// Per-category accumulator (the category is its index in the detectors' order).
+#[derive(Debug, Clone, Default)]
 pub struct CategoryAcc {
-    pub category: Category,
-    pub class: DataClass,
     pub count: u64,
     pub samples: Vec<String>,
     /// Masks built so far: bounded so a payload repeating one value does not build a
@@ -88,9 +86,12 @@ pub struct Recorder {
 const MEMCHR_SPAN: usize = 1024;
 
 impl Recorder {
-    pub fn new(cats: Vec<CategoryAcc>, hash_key: [u8; 32]) -> Recorder {
+    /// A recorder for `categories` accumulators (the detectors' categories, in order).
+    pub fn new(categories: usize, hash_key: [u8; 32]) -> Recorder {
         Recorder {
-            cats,
+            // Indices only: a category's name and class are looked up when a report is made,
+            // so starting a scan touches no shared reference count.
+            cats: (0..categories).map(|_| CategoryAcc::default()).collect(),
             subjects: Vec::new(),
             compacted: 0,
             group: Group {
@@ -286,14 +287,17 @@ impl Recorder {
         }
     }
 
-    pub fn findings(&self) -> Vec<Finding> {
+    /// The categories with a count, named and classed from `categories` and `classes` (the
+    /// detectors', in accumulator order).
+    pub fn findings(&self, categories: &[Category], classes: &[DataClass]) -> Vec<Finding> {
         let mut v: Vec<Finding> = self
             .cats
             .iter()
-            .filter(|c| c.count > 0)
-            .map(|c| Finding {
-                category: c.category.clone(),
-                class: c.class,
+            .zip(categories.iter().zip(classes))
+            .filter(|(c, _)| c.count > 0)
+            .map(|(c, (category, &class))| Finding {
+                category: category.clone(),
+                class,
                 count: c.count,
                 samples: c.samples.clone(),
             })
@@ -444,7 +448,7 @@ mod tests {
     use super::*;
 
     fn rec() -> Recorder {
-        Recorder::new(Vec::new(), [7; 32])
+        Recorder::new(0, [7; 32])
     }
 
     /// The fingerprint's word-at-a-time tail equals the zero-padded copy it replaced.

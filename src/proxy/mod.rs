@@ -16,6 +16,7 @@ mod tunnels;
 pub mod upstream;
 pub mod workers;
 
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -49,6 +50,31 @@ use respond::ProxyBody;
 use status::Health;
 use target::{Route, RouteError};
 use upstream::{UpstreamError, UpstreamPool, UpstreamTlsError};
+
+/// Request ids a thread takes from the shared counter at a time.
+const ID_BLOCK: u64 = 256;
+
+/// Source of [`Proxy::instance`].
+static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(0);
+
+/// The next counter value of proxy `instance` for this thread, from its block of
+/// [`ID_BLOCK`] values, taking a new block from `counter` when it is used up.
+fn next_id(counter: &AtomicU64, instance: u64) -> u64 {
+    thread_local! {
+        /// (proxy instance, next id, end of the block).
+        static BLOCK: Cell<(u64, u64, u64)> = const { Cell::new((u64::MAX, 0, 0)) };
+    }
+    BLOCK.with(|block| {
+        let (owner, next, end) = block.get();
+        if owner == instance && next < end {
+            block.set((owner, next + 1, end));
+            return next;
+        }
+        let start = counter.fetch_add(ID_BLOCK, Ordering::Relaxed);
+        block.set((instance, start + 1, start + ID_BLOCK));
+        start
+    })
+}
 
 /// `{prefix:08x}{n:012x}` (lowercase hex, 20 characters), written without `format!`: one per
 /// request.
@@ -183,7 +209,10 @@ pub struct Proxy {
     health: Health,
     upstream: UpstreamPool,
     id_prefix: u32,
+    /// Request ids handed to workers in blocks of [`ID_BLOCK`] (see `next_request_id`).
     id_counter: AtomicU64,
+    /// Tells this proxy's id blocks from another's in a thread's cache (tests run several).
+    instance: u64,
     /// Addresses the listeners actually bound (port 0 resolved), set when serving starts:
     /// CONNECT must never tunnel back into the proxy.
     listening: std::sync::OnceLock<Vec<SocketAddr>>,
@@ -222,6 +251,7 @@ impl Proxy {
             upstream,
             id_prefix: u32::from_le_bytes(prefix),
             id_counter: AtomicU64::new(0),
+            instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
             listening: std::sync::OnceLock::new(),
             live: LiveHub::default(),
             tunnels: Arc::default(),
@@ -286,9 +316,11 @@ impl Proxy {
         self.metrics.reload(ok);
     }
 
+    /// A request id unique within this proxy's run: its random prefix and a counter. Each
+    /// thread takes the counter [`ID_BLOCK`] values at a time, so workers do not share one
+    /// atomic (and its cache line) per request; ids are unique, not ordered across workers.
     fn next_request_id(&self) -> String {
-        let n = self.id_counter.fetch_add(1, Ordering::Relaxed);
-        request_id(self.id_prefix, n)
+        request_id(self.id_prefix, next_id(&self.id_counter, self.instance))
     }
 
     /// Writes an audit event for an outbound decision (domestic only when configured).
@@ -820,6 +852,55 @@ pub async fn start_with_audit(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ids_are_unique_across_threads_and_proxies() {
+        use std::collections::HashSet;
+        use std::sync::atomic::AtomicU64;
+        let (a, b) = (AtomicU64::new(0), AtomicU64::new(0));
+        let per_thread = 3 * super::ID_BLOCK as usize + 17;
+        let taken: Vec<(Vec<u64>, Vec<u64>)> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        // Two proxies interleaved on one thread: neither continues the
+                        // other's block.
+                        let mut mine = (Vec::new(), Vec::new());
+                        for _ in 0..per_thread {
+                            mine.0.push(super::next_id(&a, 1_000_001));
+                            mine.1.push(super::next_id(&b, 1_000_002));
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        for ids in [
+            taken
+                .iter()
+                .flat_map(|t| t.0.iter().copied())
+                .collect::<Vec<_>>(),
+            taken
+                .iter()
+                .flat_map(|t| t.1.iter().copied())
+                .collect::<Vec<_>>(),
+        ] {
+            let distinct: HashSet<u64> = ids.iter().copied().collect();
+            assert_eq!(distinct.len(), 4 * per_thread, "every id once");
+        }
+        // One proxy on a thread counts up within its block and claims blocks from the
+        // shared counter only when one is used up.
+        let c = AtomicU64::new(0);
+        let ids: Vec<u64> = (0..super::ID_BLOCK + 1)
+            .map(|_| super::next_id(&c, 1_000_003))
+            .collect();
+        assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "consecutive");
+        assert_eq!(
+            c.load(std::sync::atomic::Ordering::Relaxed),
+            2 * super::ID_BLOCK
+        );
+    }
+
     #[test]
     fn request_id_is_prefix_and_counter_in_fixed_width_hex() {
         for (prefix, n) in [

@@ -132,6 +132,12 @@ struct IdleConns {
     h2: Option<http2::SendRequest<UpstreamBody>>,
 }
 
+/// One worker's idle connections, on cache lines of their own: adjacent slots on one line
+/// would make every worker's lock and unlock move that line between cores.
+#[derive(Default)]
+#[repr(align(128))]
+struct Slot(Mutex<Idle>);
+
 /// Keys the idle map holds before it first drops those left without connections.
 const PRUNE_MIN: usize = 1024;
 
@@ -162,7 +168,7 @@ struct PoolInner {
     connect_timeout: Duration,
     /// One slot per connection worker (slot 0: threads that are not workers), each with
     /// its own lock, so workers never contend for the pool.
-    idle: Box<[Mutex<Idle>]>,
+    idle: Box<[Slot]>,
 }
 
 impl std::fmt::Debug for UpstreamPool {
@@ -229,7 +235,7 @@ impl UpstreamPool {
             inner: Arc::new(PoolInner {
                 tls: TlsConnector::from(Arc::new(config)),
                 connect_timeout: connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
-                idle: (0..=IDLE_SLOTS).map(|_| Mutex::default()).collect(),
+                idle: (0..=IDLE_SLOTS).map(|_| Slot::default()).collect(),
             }),
         })
     }
@@ -237,7 +243,10 @@ impl UpstreamPool {
     /// The calling worker's idle connections.
     fn slot(&self) -> std::sync::MutexGuard<'_, Idle> {
         let i = super::workers::current_worker().min(IDLE_SLOTS);
-        self.inner.idle[i].lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.idle[i]
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// A connection for `key`: a live idle one, or a new one.
