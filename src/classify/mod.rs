@@ -599,7 +599,13 @@ impl BodyScanner {
         self.norm.finish(&mut self.win.buf);
         self.win.pass(det, self.ctx.today, &mut self.rec, true);
         self.rec.close_record();
-        self.snapshot()
+        // What `snapshot` reports, with the samples moved out of the consumed scanner.
+        ScanReport {
+            bytes: self.bytes,
+            findings: self.rec.take_findings(&det.categories, &det.classes),
+            subjects: self.rec.subjects(),
+            uninspectable: self.uninspectable.take(),
+        }
     }
 }
 

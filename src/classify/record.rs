@@ -306,6 +306,28 @@ impl Recorder {
         v
     }
 
+    /// [`Recorder::findings`] at the end of a scan: the samples are moved out, not copied.
+    pub fn take_findings(
+        &mut self,
+        categories: &[Category],
+        classes: &[DataClass],
+    ) -> Vec<Finding> {
+        let mut v: Vec<Finding> = self
+            .cats
+            .iter_mut()
+            .zip(categories.iter().zip(classes))
+            .filter(|(c, _)| c.count > 0)
+            .map(|(c, (category, &class))| Finding {
+                category: category.clone(),
+                class,
+                count: c.count,
+                samples: std::mem::take(&mut c.samples),
+            })
+            .collect();
+        v.sort_by(|a, b| a.category.cmp(&b.category));
+        v
+    }
+
     /// Committed individuals plus the open record's (provisional) one.
     pub fn subjects(&self) -> Vec<Subject> {
         let mut v = Vec::with_capacity(self.subjects.len() + 1);
@@ -439,7 +461,12 @@ pub fn mask_email(v: &[u8]) -> String {
         s.push(c as char);
     }
     s.push_str("***");
-    s.push_str(&String::from_utf8_lossy(&v[at..]));
+    // Nearly always valid UTF-8: checked first, as the lossy conversion's chunked scan
+    // costs more than building the rest of the sample.
+    match std::str::from_utf8(&v[at..]) {
+        Ok(domain) => s.push_str(domain),
+        Err(_) => s.push_str(&String::from_utf8_lossy(&v[at..])),
+    }
     s
 }
 
@@ -474,10 +501,39 @@ mod tests {
     }
 
     #[test]
+    fn taken_findings_are_the_findings() {
+        let cats = [
+            Category::new("b_cat"),
+            Category::new("a_cat"),
+            Category::new("c_cat"),
+        ];
+        let classes = [
+            DataClass::Personal,
+            DataClass::Sensitive,
+            DataClass::Personal,
+        ];
+        let mut r = Recorder::new(3, [7; 32]);
+        r.hit(0, || "b1".to_string());
+        r.hit(0, || "b2".to_string());
+        r.hit(1, || "a1".to_string());
+        let seen = r.findings(&cats, &classes);
+        assert_eq!(seen.len(), 2, "categories without hits are left out");
+        assert_eq!(seen[0].category.as_str(), "a_cat", "sorted by category");
+        assert_eq!(seen[1].samples, ["b1", "b2"]);
+        assert_eq!(r.take_findings(&cats, &classes), seen);
+    }
+
+    #[test]
     fn masks() {
         assert_eq!(mask_keep(b"11010519491231002X", 3, 4), "110***********002X");
         assert_eq!(mask_keep(b"13812345678", 3, 4), "138****5678");
         assert_eq!(mask_email(b"zhang@example.com"), "z***@example.com");
+        assert_eq!(mask_email("li@例子.中国".as_bytes()), "l***@例子.中国");
+        // A domain that is not UTF-8 still gives a sample, with the bad byte replaced.
+        assert_eq!(
+            mask_email(b"wang@ex\xffmple.com"),
+            "w***@ex\u{fffd}mple.com"
+        );
     }
 
     /// The bucket sort against a comparison sort, with duplicates (merged, sensitive if any

@@ -220,10 +220,21 @@ impl EntityGuard {
     pub(crate) fn observe(&self, change: &EntityChange) {
         let year = i64::from(change.year);
         // Keep the latest year only: a late claim for last year must not roll the gauge back.
-        if self.year.fetch_max(year, Ordering::Relaxed) <= year {
-            self.individuals
-                .fetch_max(change.after.0, Ordering::Relaxed);
-            self.sensitive.fetch_max(change.after.1, Ordering::Relaxed);
+        // Each maximum is read before it is raised: usually nothing grows, and a read leaves
+        // the cache line shared where a read-modify-write would pull it from the other
+        // workers on every counted request.
+        let raise = |gauge: &AtomicU64, value: u64| {
+            if gauge.load(Ordering::Relaxed) < value {
+                gauge.fetch_max(value, Ordering::Relaxed);
+            }
+        };
+        let latest = self.year.load(Ordering::Relaxed);
+        if latest < year {
+            self.year.fetch_max(year, Ordering::Relaxed);
+        }
+        if latest <= year {
+            raise(&self.individuals, change.after.0);
+            raise(&self.sensitive, change.after.1);
         }
         let thresholds: [(&'static str, u64, u64, u64, &'static str, bool); 3] = [
             (
