@@ -40,6 +40,7 @@ pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod geo;
+pub mod hash;
 pub mod live;
 pub mod policy;
 pub mod proxy;

@@ -290,20 +290,11 @@ impl Recorder {
     /// The categories with a count, named and classed from `categories` and `classes` (the
     /// detectors', in accumulator order).
     pub fn findings(&self, categories: &[Category], classes: &[DataClass]) -> Vec<Finding> {
-        let mut v: Vec<Finding> = self
-            .cats
-            .iter()
-            .zip(categories.iter().zip(classes))
-            .filter(|(c, _)| c.count > 0)
-            .map(|(c, (category, &class))| Finding {
-                category: category.clone(),
-                class,
-                count: c.count,
-                samples: c.samples.clone(),
-            })
-            .collect();
-        v.sort_by(|a, b| a.category.cmp(&b.category));
-        v
+        named_findings(
+            self.cats.iter().map(|c| (c.count, c.samples.clone())),
+            categories,
+            classes,
+        )
     }
 
     /// [`Recorder::findings`] at the end of a scan: the samples are moved out, not copied.
@@ -312,20 +303,13 @@ impl Recorder {
         categories: &[Category],
         classes: &[DataClass],
     ) -> Vec<Finding> {
-        let mut v: Vec<Finding> = self
-            .cats
-            .iter_mut()
-            .zip(categories.iter().zip(classes))
-            .filter(|(c, _)| c.count > 0)
-            .map(|(c, (category, &class))| Finding {
-                category: category.clone(),
-                class,
-                count: c.count,
-                samples: std::mem::take(&mut c.samples),
-            })
-            .collect();
-        v.sort_by(|a, b| a.category.cmp(&b.category));
-        v
+        named_findings(
+            self.cats
+                .iter_mut()
+                .map(|c| (c.count, std::mem::take(&mut c.samples))),
+            categories,
+            classes,
+        )
     }
 
     /// Committed individuals plus the open record's (provisional) one.
@@ -438,6 +422,28 @@ fn fingerprint(v: &[u8]) -> u64 {
     };
     h = (h ^ tail).wrapping_mul(K);
     h ^ (h >> 32)
+}
+
+/// Findings from each accumulator's (count, samples), in accumulator order: the categories
+/// with a count, named and classed, sorted by category. (A category without a count has no
+/// samples, so taking or cloning its empty list costs nothing.)
+fn named_findings(
+    counted: impl Iterator<Item = (u64, Vec<String>)>,
+    categories: &[Category],
+    classes: &[DataClass],
+) -> Vec<Finding> {
+    let mut v: Vec<Finding> = counted
+        .zip(categories.iter().zip(classes))
+        .filter(|((count, _), _)| *count > 0)
+        .map(|((count, samples), (category, &class))| Finding {
+            category: category.clone(),
+            class,
+            count,
+            samples,
+        })
+        .collect();
+    v.sort_by(|a, b| a.category.cmp(&b.category));
+    v
 }
 
 /// Masks keeping the first `head` and last `tail` characters (`110***********123X`).

@@ -87,7 +87,7 @@ mod spare {
 
     /// Buffers kept per thread: enough for the windows of the requests one worker has in
     /// flight between two of its turns, and a bound (`KEEP` × 32 KiB) on what idles.
-    const KEEP: usize = 8;
+    pub(super) const KEEP: usize = 8;
 
     type Buffers = (Vec<u8>, VecDeque<(u64, Event)>);
 
@@ -120,9 +120,6 @@ mod spare {
             }
         });
     }
-
-    #[cfg(test)]
-    pub(super) const KEEP_FOR_TESTS: usize = KEEP;
 
     #[cfg(test)]
     pub(super) fn kept() -> usize {
@@ -1345,20 +1342,14 @@ mod tests {
 
     #[test]
     fn kept_window_buffers_come_back_empty_and_are_bounded() {
-        let mut windows: Vec<Window> = (0..3 * spare::KEEP_FOR_TESTS)
-            .map(|_| Window::new())
-            .collect();
+        let mut windows: Vec<Window> = (0..3 * spare::KEEP).map(|_| Window::new()).collect();
         for w in &mut windows {
             w.buf.extend_from_slice(b"13812345");
             w.events.push_back((7, Event::Health));
         }
         drop(windows);
-        assert_eq!(
-            spare::kept(),
-            spare::KEEP_FOR_TESTS,
-            "at most KEEP are kept"
-        );
-        for _ in 0..spare::KEEP_FOR_TESTS + 2 {
+        assert_eq!(spare::kept(), spare::KEEP, "at most KEEP are kept");
+        for _ in 0..spare::KEEP + 2 {
             let w = Window::plain();
             assert!(
                 w.buf.is_empty() && w.events.is_empty(),

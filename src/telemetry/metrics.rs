@@ -12,7 +12,6 @@
 //! recording is an index computation plus an atomic add, without taking the family's lock.
 
 use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -128,34 +127,11 @@ struct BuildLabels {
 /// configured custom categories change, so readers never lock.
 #[derive(Debug, Default)]
 struct CategoryIndex {
-    slots: HashMap<Box<str>, usize, BuildHasherDefault<NameHasher>>,
+    /// The names are the built-in ones and those the configuration defines, never request
+    /// data (see [`crate::hash`]).
+    slots: HashMap<Box<str>, usize, crate::hash::Fast>,
     /// Label value of each slot; `names[CATEGORY_SLOTS - 1]` is `other`.
     names: Vec<Arc<str>>,
-}
-
-/// FNV-1a over a category name. The names are the built-in ones and those the
-/// configuration defines, never request data, so the keyed SipHash (which costs more than
-/// the rest of counting a request's findings) has nothing to defend against here.
-struct NameHasher(u64);
-
-impl Default for NameHasher {
-    fn default() -> NameHasher {
-        NameHasher(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl std::hash::Hasher for NameHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = self.0;
-        for &b in bytes {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 /// Gauges of one transfer's yearly volume (and its caps).

@@ -5,7 +5,6 @@
 //! an `.await`.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
@@ -25,57 +24,10 @@ struct MemLedger {
 /// year → ledger name → ledger.
 type Years = HashMap<i32, HashMap<Box<str>, MemLedger, Fast>, Fast>;
 
-type Fast = BuildHasherDefault<LedgerHasher>;
-
-/// The ledgers' hash (multiply-rotate, eight bytes at a time). The std SipHash resists
-/// flooding by chosen keys, but nothing here is chosen by a client: subject keys are
-/// already outputs of a keyed PRF (uniform, and unpredictable without the key), and ledger
-/// names and years come from the configuration and the clock. SipHash cost about a third
-/// of every admission.
-#[derive(Debug, Default, Clone, Copy)]
-struct LedgerHasher(u64);
-
-impl LedgerHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for LedgerHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for w in &mut words {
-            self.add(u64::from_le_bytes(w.try_into().expect("eight bytes")));
-        }
-        let rest = words.remainder();
-        if !rest.is_empty() {
-            let mut last = [0u8; 8];
-            last[..rest.len()].copy_from_slice(rest);
-            // The length keeps "ab" and "ab\0" apart.
-            self.add(u64::from_le_bytes(last) ^ ((rest.len() as u64) << 59));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+/// Subject keys are outputs of a keyed PRF, ledger names and years come from the
+/// configuration and the clock: nothing here is chosen by a client (see [`crate::hash`]).
+/// SipHash cost about a third of every admission.
+type Fast = crate::hash::Fast;
 
 impl Ledgers for Years {
     type Error = std::convert::Infallible;
