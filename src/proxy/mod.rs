@@ -4,6 +4,7 @@
 //! [`Runtime`], swapped atomically; a request keeps the runtime it started with.
 
 pub mod connect;
+pub mod drain;
 pub mod headers;
 pub mod inspect;
 pub mod limits;
@@ -30,7 +31,6 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -620,7 +620,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) {
-    let graceful = Arc::new(GracefulShutdown::new());
+    let draining = Arc::new(drain::Drain::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let limits = proxy.runtime().loaded.config.limits.clone();
     let worker_count = proxy.runtime().loaded.config.server.worker_count();
@@ -641,7 +641,7 @@ pub async fn serve(
         .set(listeners.iter().map(BoundListener::local_addr).collect());
     for bound in listeners {
         let proxy = Arc::clone(&proxy);
-        let graceful = Arc::clone(&graceful);
+        let draining = Arc::clone(&draining);
         let connections = Arc::clone(&connections);
         let limits = limits.clone();
         let mut stop = stop_rx.clone();
@@ -680,13 +680,13 @@ pub async fn serve(
                     continue;
                 };
                 let tls = bound.tls.clone();
-                let watcher = graceful.watcher();
+                let watch = draining.watch();
                 let limits = limits.clone();
                 let Some(workers) = workers.as_ref() else {
                     tokio::spawn(async move {
                         let _permit = permit;
                         let _connection = proxy.metrics.connection_guard();
-                        serve_connection(proxy, conn, stream, tls, watcher, &limits).await;
+                        serve_connection(proxy, conn, stream, tls, watch, &limits).await;
                     });
                     continue;
                 };
@@ -708,7 +708,7 @@ pub async fn serve(
                             return;
                         }
                     };
-                    serve_connection(proxy, conn, stream, tls, watcher, &limits).await;
+                    serve_connection(proxy, conn, stream, tls, watch, &limits).await;
                 });
             }
         }));
@@ -718,13 +718,12 @@ pub async fn serve(
     for task in accept_tasks {
         let _ = task.await;
     }
-    let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
     // Connections, then intercepted tunnels, within one deadline. Tunnels hear of the drain
     // first; they are counted only once the connections are done, because a CONNECT still
     // being decided on one of them may register its tunnel late.
     proxy.tunnels.start_drain();
     let drained = async {
-        graceful.shutdown().await;
+        draining.drain().await;
         proxy.tunnels.closed().await;
     };
     if tokio::time::timeout(drain, drained).await.is_err() {
@@ -748,7 +747,7 @@ async fn serve_connection(
     conn: ConnInfo,
     stream: tokio::net::TcpStream,
     tls: Option<TlsAcceptor>,
-    watcher: hyper_util::server::graceful::Watcher,
+    watch: drain::DrainWatch,
     limits: &crate::config::LimitsConfig,
 ) {
     let activity = Arc::new(limits::Activity::default());
@@ -792,7 +791,7 @@ async fn serve_connection(
             Ok(Ok(tls_stream)) => {
                 let fut = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
                 tokio::select! {
-                    r = watcher.watch(fut.into_owned()) => Some(r),
+                    r = drain::Drained::new(fut.into_owned(), watch, |c| c.graceful_shutdown()) => Some(r),
                     () = activity.idle_expired(idle) => None,
                 }
             }
@@ -809,7 +808,7 @@ async fn serve_connection(
         None => {
             let fut = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
             tokio::select! {
-                r = watcher.watch(fut.into_owned()) => Some(r),
+                r = drain::Drained::new(fut.into_owned(), watch, |c| c.graceful_shutdown()) => Some(r),
                 () = activity.idle_expired(idle) => None,
             }
         }
