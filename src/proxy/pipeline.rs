@@ -782,15 +782,20 @@ impl<'a> Inspection<'a> {
     /// Counts the decision's individuals against the approving transfer, if it has any to
     /// count (which may turn it into `volume_cap_exceeded`).
     async fn count(&self, decision: &mut Decision) {
-        let Some(claim) = decision.volume_claim.clone() else {
+        // Taken out for the store's borrow and put back before the decision reads it: no
+        // copy of the subjects.
+        let Some(claim) = decision.volume_claim.take() else {
             return;
         };
-        match self.rt.volume.admit(&claim).await {
+        let admitted = self.rt.volume.admit(&claim).await;
+        decision.volume_claim = Some(claim);
+        match admitted {
             Ok(admission) => decision.apply_admission(&admission),
             Err(e) => {
                 // The store could not answer: the fail mode decides, as for anything we
                 // cannot verify.
-                tracing::warn!(error = %e, transfer = %claim.transfer, "volume store unavailable");
+                let transfer = decision.volume_claim.as_ref().map_or("", |c| &c.transfer);
+                tracing::warn!(error = %e, transfer, "volume store unavailable");
                 let config = &self.rt.loaded.config;
                 let fail_mode = config
                     .volume

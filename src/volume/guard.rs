@@ -236,6 +236,10 @@ impl EntityGuard {
             raise(&self.individuals, change.after.0);
             raise(&self.sensitive, change.after.1);
         }
+        if change.after == change.before {
+            // Only repeats: no count moved, so no watermark can have been crossed.
+            return;
+        }
         let thresholds: [(&'static str, u64, u64, u64, &'static str, bool); 3] = [
             (
                 "personal",

@@ -7,6 +7,7 @@
 //! requires even when a cap was lowered below the current count.
 
 use super::{Admission, VolumeClaim, ENTITY_LEDGER};
+use crate::classify::Subject;
 
 pub(crate) type Key = [u8; 16];
 
@@ -82,6 +83,21 @@ pub(crate) fn distinct_subjects(claim: &VolumeClaim) -> Vec<(Key, bool)> {
     out
 }
 
+/// [`distinct_subjects`] without the copy when the claim's subjects are already distinct:
+/// a scanner's report lists them sorted by key, one entry each, so this is the usual case.
+fn distinct_in(claim: &VolumeClaim) -> std::borrow::Cow<'_, [Subject]> {
+    if claim.subjects.windows(2).all(|w| w[0].key < w[1].key) {
+        std::borrow::Cow::Borrowed(&claim.subjects)
+    } else {
+        std::borrow::Cow::Owned(
+            distinct_subjects(claim)
+                .into_iter()
+                .map(|(key, sensitive)| Subject { key, sensitive })
+                .collect(),
+        )
+    }
+}
+
 /// Atomically (the caller holds the transaction): count the claim's unseen subjects against
 /// the transfer ledger and, with `entity`, the entity ledger — or nothing, if any cap would be
 /// exceeded by new individuals.
@@ -91,7 +107,7 @@ pub(crate) fn check_and_add<L: Ledgers>(
     entity: Option<Caps>,
     now: i64,
 ) -> Result<Outcome, L::Error> {
-    let subjects = distinct_subjects(claim);
+    let subjects = distinct_in(claim);
     let transfer_caps = Caps {
         all: claim.max_individuals,
         sensitive: claim.max_sensitive_individuals,
@@ -115,7 +131,7 @@ pub(crate) fn check_and_add<L: Ledgers>(
     let used = if entity.is_some() { 2 } else { 1 };
     for (name, caps, meta, new_all, new_sensitive) in ledgers[..used].iter_mut() {
         *meta = store.meta(name, claim.year)?.unwrap_or_default();
-        for (key, sensitive) in &subjects {
+        for Subject { key, sensitive } in subjects.iter() {
             if !store.contains(name, claim.year, false, key)? {
                 *new_all += 1;
             }
@@ -136,14 +152,18 @@ pub(crate) fn check_and_add<L: Ledgers>(
     }
     let mut entity_change = None;
     for (i, (name, caps, meta, new_all, new_sensitive)) in ledgers[..used].iter().enumerate() {
-        for (key, sensitive) in &subjects {
-            // Insert is idempotent on the backends, but skipping known keys keeps the
-            // transaction small when most individuals are repeats.
-            if !store.contains(name, claim.year, false, key)? {
-                store.insert(name, claim.year, false, key)?;
-            }
-            if *sensitive && !store.contains(name, claim.year, true, key)? {
-                store.insert(name, claim.year, true, key)?;
+        // Most claims name only individuals counted before: then there is nothing to insert
+        // and, within the same second, nothing to write at all.
+        if *new_all > 0 || *new_sensitive > 0 {
+            for Subject { key, sensitive } in subjects.iter() {
+                // Insert is idempotent on the backends, but skipping known keys keeps the
+                // transaction small when most individuals are repeats.
+                if !store.contains(name, claim.year, false, key)? {
+                    store.insert(name, claim.year, false, key)?;
+                }
+                if *sensitive && !store.contains(name, claim.year, true, key)? {
+                    store.insert(name, claim.year, true, key)?;
+                }
             }
         }
         let after = Meta {
@@ -157,7 +177,9 @@ pub(crate) fn check_and_add<L: Ledgers>(
             last_seen: now,
             caps: *caps,
         };
-        store.put_meta(name, claim.year, after)?;
+        if after != *meta {
+            store.put_meta(name, claim.year, after)?;
+        }
         if i == 1 {
             entity_change = Some(EntityChange {
                 year: claim.year,
@@ -184,5 +206,150 @@ fn refusal(cap: u64, current: u64, new_individuals: u64) -> Outcome {
             new_individuals,
         },
         entity: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{HashMap, HashSet};
+
+    /// Ledgers in plain maps that count the writes made to them.
+    #[derive(Default)]
+    struct Recording {
+        metas: HashMap<(String, i32), Meta>,
+        keys: HashSet<(String, i32, bool, Key)>,
+        inserts: usize,
+        meta_writes: usize,
+    }
+
+    impl Ledgers for Recording {
+        type Error = std::convert::Infallible;
+        fn meta(&mut self, name: &str, year: i32) -> Result<Option<Meta>, Self::Error> {
+            Ok(self.metas.get(&(name.to_owned(), year)).copied())
+        }
+        fn contains(
+            &mut self,
+            name: &str,
+            year: i32,
+            s: bool,
+            key: &Key,
+        ) -> Result<bool, Self::Error> {
+            Ok(self.keys.contains(&(name.to_owned(), year, s, *key)))
+        }
+        fn insert(&mut self, name: &str, year: i32, s: bool, key: &Key) -> Result<(), Self::Error> {
+            self.inserts += 1;
+            self.keys.insert((name.to_owned(), year, s, *key));
+            Ok(())
+        }
+        fn put_meta(&mut self, name: &str, year: i32, meta: Meta) -> Result<(), Self::Error> {
+            self.meta_writes += 1;
+            self.metas.insert((name.to_owned(), year), meta);
+            Ok(())
+        }
+    }
+
+    fn claim(subjects: &[(u8, bool)]) -> VolumeClaim {
+        VolumeClaim {
+            transfer: "T".into(),
+            year: 2026,
+            subjects: subjects
+                .iter()
+                .map(|&(n, sensitive)| Subject {
+                    key: [n; 16],
+                    sensitive,
+                })
+                .collect(),
+            max_individuals: Some(10),
+            max_sensitive_individuals: None,
+        }
+    }
+
+    fn admitted(o: &Outcome) -> (u64, u64) {
+        match o.admission {
+            Admission::Admitted {
+                new_individuals,
+                total,
+            } => (new_individuals, total),
+            ref other => panic!("refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_repeat_within_the_second_writes_nothing_and_a_later_one_only_the_time() {
+        let mut store = Recording::default();
+        let entity = Some(Caps::default());
+        let first =
+            check_and_add(&mut store, &claim(&[(1, false), (2, true)]), entity, 100).unwrap();
+        assert_eq!(admitted(&first), (2, 2));
+        // Two ledgers (transfer, entity): 2 + 1 sensitive keys each, one meta each.
+        assert_eq!((store.inserts, store.meta_writes), (6, 2));
+
+        let again =
+            check_and_add(&mut store, &claim(&[(1, false), (2, true)]), entity, 100).unwrap();
+        assert_eq!(admitted(&again), (0, 2));
+        assert_eq!((store.inserts, store.meta_writes), (6, 2), "a repeat wrote");
+        assert_eq!(again.entity.unwrap().after, (2, 1));
+
+        let later = check_and_add(&mut store, &claim(&[(2, true)]), entity, 101).unwrap();
+        assert_eq!(admitted(&later), (0, 2));
+        assert_eq!((store.inserts, store.meta_writes), (6, 4));
+        let meta = store.metas[&("T".to_owned(), 2026)];
+        assert_eq!(
+            (meta.first_seen, meta.last_seen, meta.all, meta.sensitive),
+            (100, 101, 2, 1)
+        );
+
+        // A new individual among known ones: only its keys are inserted.
+        let mixed =
+            check_and_add(&mut store, &claim(&[(1, false), (3, false)]), entity, 101).unwrap();
+        assert_eq!(admitted(&mixed), (1, 3));
+        assert_eq!((store.inserts, store.meta_writes), (8, 6));
+    }
+
+    #[test]
+    fn unsorted_and_repeated_subjects_count_as_their_distinct_set() {
+        let mut sorted = Recording::default();
+        let mut messy = Recording::default();
+        let a = check_and_add(
+            &mut sorted,
+            &claim(&[(1, false), (2, true), (3, false)]),
+            None,
+            5,
+        )
+        .unwrap();
+        // Out of order, 2 twice (sensitive in one occurrence only), 3 twice.
+        let b = check_and_add(
+            &mut messy,
+            &claim(&[(3, false), (2, false), (1, false), (2, true), (3, false)]),
+            None,
+            5,
+        )
+        .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(admitted(&b), (3, 3));
+        assert_eq!(sorted.keys, messy.keys);
+        assert_eq!(messy.metas[&("T".to_owned(), 2026)].sensitive, 1);
+    }
+
+    #[test]
+    fn a_cap_refuses_new_individuals_and_writes_nothing() {
+        let mut store = Recording::default();
+        let mut c = claim(&[(1, false), (2, false)]);
+        c.max_individuals = Some(2);
+        check_and_add(&mut store, &c, None, 1).unwrap();
+        let writes = (store.inserts, store.meta_writes);
+        let mut more = claim(&[(2, false), (3, false)]);
+        more.max_individuals = Some(2);
+        let over = check_and_add(&mut store, &more, None, 2).unwrap();
+        assert_eq!(
+            over.admission,
+            Admission::CapExceeded {
+                cap: 2,
+                current: 2,
+                new_individuals: 1
+            }
+        );
+        assert_eq!((store.inserts, store.meta_writes), writes);
     }
 }

@@ -116,7 +116,7 @@ impl MemoryStore {
 impl VolumeStore for MemoryStore {
     fn admit<'a>(&'a self, claim: &'a VolumeClaim) -> VolumeFuture<'a> {
         let entity = self.guard.options().entity_for(&claim.transfer);
-        let now = Utc::now().timestamp();
+        let now = super::unix_seconds();
         // A poisoned lock only means another request panicked mid-claim; check_and_add writes
         // nothing before every cap passed, so the sets are still consistent.
         let outcome = {

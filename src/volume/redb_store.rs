@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use redb::{Database, Durability, ReadableTable, Table, TableDefinition, WriteTransaction};
 use tokio::sync::oneshot;
 
@@ -264,7 +263,7 @@ fn run_batch(
             members: tx.open_table(MEMBERS)?,
             meta: tx.open_table(META)?,
         };
-        let now = Utc::now().timestamp();
+        let now = super::unix_seconds();
         // Claims apply in queue order inside the transaction, so each sees the ones before it
         // and two claims racing at a cap are serialised exactly as with one commit each.
         for job in batch {

@@ -15,7 +15,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::Utc;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Client, Script};
 use tokio::sync::OnceCell;
@@ -164,7 +163,7 @@ impl RedisStore {
             }
         }
         inv.key(self.index_key());
-        inv.arg(Utc::now().timestamp()).arg(ledgers.len());
+        inv.arg(super::unix_seconds()).arg(ledgers.len());
         let cap = |c: Option<u64>| c.map_or(-1i64, |c| i64::try_from(c).unwrap_or(i64::MAX));
         for (name, caps) in &ledgers {
             inv.arg(cap(caps.all))
