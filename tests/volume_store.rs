@@ -425,10 +425,17 @@ async fn redis_check_and_add_semantics() {
     sensitive_capped.max_sensitive_individuals = Some(1);
     let a = store.admit(&sensitive_capped).await.unwrap();
     assert_eq!(a, refused(1, 1, 1));
+    // A repeat under a changed cap: nothing new is counted, the cap on record follows (the
+    // script skips writes only when nothing at all changed).
+    let a = store
+        .admit(&claim("T", vec![subject(2, true)], Some(4)))
+        .await
+        .unwrap();
+    assert_eq!(a, admitted(0, 2));
     let rows = store.report(Some(2026)).await.unwrap();
     let t = rows.iter().find(|r| r.transfer == "T").unwrap();
     assert_eq!((t.individuals, t.sensitive_individuals), (2, 1));
-    assert_eq!(t.max_individuals, Some(3));
+    assert_eq!(t.max_individuals, Some(4));
     assert!(t.first_seen.is_some());
     let entity = rows.iter().find(|r| r.transfer == ENTITY_LEDGER).unwrap();
     assert_eq!(entity.individuals, 2);

@@ -305,6 +305,13 @@ mod tests {
             check_and_add(&mut store, &claim(&[(1, false), (3, false)]), entity, 101).unwrap();
         assert_eq!(admitted(&mixed), (1, 3));
         assert_eq!((store.inserts, store.meta_writes), (8, 6));
+
+        // A repeat under a changed cap: only the transfer's metadata follows the cap.
+        let mut recapped = claim(&[(1, false)]);
+        recapped.max_individuals = Some(20);
+        check_and_add(&mut store, &recapped, entity, 101).unwrap();
+        assert_eq!((store.inserts, store.meta_writes), (8, 7));
+        assert_eq!(store.metas[&("T".to_owned(), 2026)].caps.all, Some(20));
     }
 
     #[test]

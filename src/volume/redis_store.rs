@@ -63,14 +63,20 @@ end
 local out = {1}
 for l = 0, nl - 1 do
   local kall, ksens, kmeta = KEYS[3 * l + 1], KEYS[3 * l + 2], KEYS[3 * l + 3]
-  for i = 1, #keys do
-    redis.call('SADD', kall, keys[i])
-    if sens[i] then redis.call('SADD', ksens, keys[i]) end
-  end
-  redis.call('HSETNX', kmeta, 'first_seen', now)
-  redis.call('HSET', kmeta, 'last_seen', now, 'cap_all', ARGV[3 + 3 * l], 'cap_sensitive', ARGV[4 + 3 * l])
-  redis.call('SADD', KEYS[3 * nl + 1], ARGV[5 + 3 * l])
   local c = counts[l + 1]
+  -- Repeats only: nothing to add, and within the same second nothing to write.
+  if c[3] > 0 or c[4] > 0 then
+    for i = 1, #keys do
+      redis.call('SADD', kall, keys[i])
+      if sens[i] then redis.call('SADD', ksens, keys[i]) end
+    end
+  end
+  local m = redis.call('HMGET', kmeta, 'last_seen', 'cap_all', 'cap_sensitive')
+  if m[1] ~= now or m[2] ~= ARGV[3 + 3 * l] or m[3] ~= ARGV[4 + 3 * l] then
+    redis.call('HSETNX', kmeta, 'first_seen', now)
+    redis.call('HSET', kmeta, 'last_seen', now, 'cap_all', ARGV[3 + 3 * l], 'cap_sensitive', ARGV[4 + 3 * l])
+    redis.call('SADD', KEYS[3 * nl + 1], ARGV[5 + 3 * l])
+  end
   for j = 1, 4 do out[#out + 1] = c[j] end
 end
 return out
