@@ -69,6 +69,9 @@ pub struct Recorder {
     pending_health: Option<usize>,
     /// SipHash key: the first 16 bytes of the configured 32-byte hash key.
     sip_key: [u8; 16],
+    /// Where a sample's mask is built, so a repeat of a value already sampled (the usual
+    /// case in a record list) allocates nothing.
+    scratch: String,
     pub version: u64,
     /// JSON brace depth, tracked over the normalized stream for record boundaries.
     pub depth: i32,
@@ -105,6 +108,7 @@ impl Recorder {
             pending_sensitive: false,
             pending_health: None,
             sip_key: hash_key[..16].try_into().expect("16 of 32 bytes"),
+            scratch: String::new(),
             version: 0,
             depth: 0,
             lines_are_records: true,
@@ -218,16 +222,16 @@ impl Recorder {
     /// an individual (now or before it closes).
     pub fn health_keyword(&mut self, cat: usize) {
         if self.group.is_open() {
-            self.hit(cat, String::new);
+            self.hit(cat, |_| {});
             self.mark_sensitive(true);
         } else {
             self.pending_health = Some(cat);
         }
     }
 
-    /// Count one validated occurrence of category `cat` with its masked sample (an empty
-    /// mask adds no sample).
-    pub fn hit(&mut self, cat: usize, mask: impl FnOnce() -> String) {
+    /// Count one validated occurrence of category `cat`; `mask` writes its masked sample into
+    /// the (empty) buffer it is given, and writing nothing adds no sample.
+    pub fn hit(&mut self, cat: usize, mask: impl FnOnce(&mut String)) {
         let c = &mut self.cats[cat];
         c.count += 1;
         if c.count == 1 {
@@ -235,9 +239,10 @@ impl Recorder {
         }
         if c.samples.len() < 3 && c.sample_tries < 16 {
             c.sample_tries += 1;
-            let m = mask();
-            if !m.is_empty() && !c.samples.contains(&m) {
-                c.samples.push(m);
+            self.scratch.clear();
+            mask(&mut self.scratch);
+            if !self.scratch.is_empty() && !c.samples.contains(&self.scratch) {
+                c.samples.push(self.scratch.clone());
             }
         }
     }
@@ -258,7 +263,7 @@ impl Recorder {
             self.group.anchor_depth = self.depth;
             self.group.sensitive = std::mem::take(&mut self.pending_sensitive);
             if let Some(h) = self.pending_health.take() {
-                self.hit(h, String::new);
+                self.hit(h, |_| {});
                 self.group.sensitive = true;
             }
         }
@@ -446,39 +451,48 @@ fn named_findings(
     v
 }
 
-/// Masks keeping the first `head` and last `tail` characters (`110***********123X`).
-pub fn mask_keep(v: &[u8], head: usize, tail: usize) -> String {
-    let mut s = String::with_capacity(v.len());
+/// Masks keeping the first `head` and last `tail` characters (`110***********123X`), into
+/// `out`.
+pub fn write_mask_keep(out: &mut String, v: &[u8], head: usize, tail: usize) {
     for (i, &b) in v.iter().enumerate() {
         if i < head || i + tail >= v.len() {
-            s.push(b as char);
+            out.push(b as char);
         } else {
-            s.push('*');
+            out.push('*');
         }
     }
-    s
 }
 
-/// `z***@example.com`: first character of the local part and the domain.
-pub fn mask_email(v: &[u8]) -> String {
+/// `z***@example.com`: first character of the local part and the domain, into `out`.
+pub fn write_mask_email(out: &mut String, v: &[u8]) {
     let at = v.iter().position(|&b| b == b'@').unwrap_or(0);
-    let mut s = String::with_capacity(v.len() + 3);
     if let Some(&c) = v.first() {
-        s.push(c as char);
+        out.push(c as char);
     }
-    s.push_str("***");
+    out.push_str("***");
     // Nearly always valid UTF-8: checked first, as the lossy conversion's chunked scan
     // costs more than building the rest of the sample.
     match std::str::from_utf8(&v[at..]) {
-        Ok(domain) => s.push_str(domain),
-        Err(_) => s.push_str(&String::from_utf8_lossy(&v[at..])),
+        Ok(domain) => out.push_str(domain),
+        Err(_) => out.push_str(&String::from_utf8_lossy(&v[at..])),
     }
-    s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mask_keep(v: &[u8], head: usize, tail: usize) -> String {
+        let mut s = String::new();
+        write_mask_keep(&mut s, v, head, tail);
+        s
+    }
+
+    fn mask_email(v: &[u8]) -> String {
+        let mut s = String::new();
+        write_mask_email(&mut s, v);
+        s
+    }
 
     fn rec() -> Recorder {
         Recorder::new(0, [7; 32])
@@ -519,14 +533,36 @@ mod tests {
             DataClass::Personal,
         ];
         let mut r = Recorder::new(3, [7; 32]);
-        r.hit(0, || "b1".to_string());
-        r.hit(0, || "b2".to_string());
-        r.hit(1, || "a1".to_string());
+        r.hit(0, |m| m.push_str("b1"));
+        r.hit(0, |m| m.push_str("b2"));
+        r.hit(1, |m| m.push_str("a1"));
         let seen = r.findings(&cats, &classes);
         assert_eq!(seen.len(), 2, "categories without hits are left out");
         assert_eq!(seen[0].category.as_str(), "a_cat", "sorted by category");
         assert_eq!(seen[1].samples, ["b1", "b2"]);
         assert_eq!(r.take_findings(&cats, &classes), seen);
+    }
+
+    #[test]
+    fn samples_are_distinct_and_bounded_and_masks_start_from_an_empty_buffer() {
+        let mut r = Recorder::new(2, [7; 32]);
+        for _ in 0..5 {
+            r.hit(0, |m| {
+                assert!(m.is_empty(), "a mask saw the previous one");
+                m.push_str("138****5678");
+            });
+        }
+        // Nothing written: counted, no sample (and no leftover of the last mask).
+        r.hit(0, |_| {});
+        r.hit(0, |m| m.push_str("139****0000"));
+        r.hit(1, |m| m.push_str("z***@example.com"));
+        for i in 0..20 {
+            r.hit(1, |m| m.push_str(&format!("v{i}")));
+        }
+        assert_eq!(r.cats[0].count, 7);
+        assert_eq!(r.cats[0].samples, ["138****5678", "139****0000"]);
+        assert_eq!(r.cats[1].count, 21);
+        assert_eq!(r.cats[1].samples, ["z***@example.com", "v0", "v1"]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use memchr::memmem;
 
 use super::b64::{self, B64};
 use super::keywords::{self, Kw};
-use super::record::{mask_email, mask_keep, Recorder, Strong};
+use super::record::{write_mask_email, write_mask_keep, Recorder, Strong};
 use super::validate;
 use super::{cat, Detectors};
 
@@ -775,12 +775,11 @@ impl Pass<'_> {
                     let v = keywords::skip_separator(self.buf, end, 8);
                     if let Some((e, sur)) = keywords::person_name(self.buf, v) {
                         let name = &self.buf[v..e];
-                        self.rec.hit(cat::PERSON_NAME, || {
-                            let mut m = String::from_utf8_lossy(&name[..sur]).into_owned();
+                        self.rec.hit(cat::PERSON_NAME, |m| {
+                            m.push_str(&String::from_utf8_lossy(&name[..sur]));
                             for _ in 0..(name.len() - sur) / 3 {
                                 m.push('*');
                             }
-                            m
                         });
                     }
                 }
@@ -788,11 +787,10 @@ impl Pass<'_> {
                     let v = keywords::skip_separator(self.buf, end, 8);
                     if let Some(e) = keywords::address(self.buf, v) {
                         let a = &self.buf[v..e];
-                        self.rec.hit(cat::ADDRESS, || {
+                        self.rec.hit(cat::ADDRESS, |m| {
                             // Keep the first two characters (a province or city), mask the rest.
-                            let t = String::from_utf8_lossy(a);
-                            let head: String = t.chars().take(2).collect();
-                            format!("{head}****")
+                            m.extend(String::from_utf8_lossy(a).chars().take(2));
+                            m.push_str("****");
                         });
                     }
                 }
@@ -803,7 +801,7 @@ impl Pass<'_> {
                     if let Some(e) = keywords::location(self.buf, end, 96) {
                         self.loc_until = self.base + e as u64;
                         self.rec
-                            .hit(cat::LOCATION, || "**.****,***.****".to_owned());
+                            .hit(cat::LOCATION, |m| m.push_str("**.****,***.****"));
                         self.events
                             .push_back((self.base + start as u64, Event::Sensitive));
                     }
@@ -879,7 +877,7 @@ impl Pass<'_> {
         self.advance(s);
         let cat = cat::EMAIL;
         let class_sensitive = self.det.sensitive(cat);
-        self.rec.hit(cat, || mask_email(v));
+        self.rec.hit(cat, |m| write_mask_email(m, v));
         self.rec.identifier(Strong::Email, v, class_sensitive);
         Step::Done(e)
     }
@@ -1062,9 +1060,9 @@ impl Pass<'_> {
                     let minor = validate::age_at(birth, self.today) < 14;
                     let cat = cat::RESIDENT_ID;
                     let sens = self.det.sensitive(cat) || minor;
-                    self.rec.hit(cat, || mask_keep(id, 3, 4));
+                    self.rec.hit(cat, |m| write_mask_keep(m, id, 3, 4));
                     if minor {
-                        self.rec.hit(cat::MINOR, || mask_keep(id, 3, 4));
+                        self.rec.hit(cat::MINOR, |m| write_mask_keep(m, id, 3, 4));
                     }
                     self.rec.identifier(Strong::ResidentId, id, sens);
                     return true;
@@ -1096,7 +1094,7 @@ impl Pass<'_> {
             if validate::cn_mobile(m) {
                 self.advance(start);
                 let cat = cat::MOBILE;
-                self.rec.hit(cat, || mask_keep(m, 3, 4));
+                self.rec.hit(cat, |out| write_mask_keep(out, m, 3, 4));
                 self.rec
                     .identifier(Strong::Mobile, m, self.det.sensitive(cat));
                 return true;
@@ -1110,7 +1108,7 @@ impl Pass<'_> {
             if grouped && validate::bank_card(digits) {
                 self.advance(start);
                 let cat = cat::BANK_CARD;
-                self.rec.hit(cat, || mask_keep(digits, 4, 4));
+                self.rec.hit(cat, |m| write_mask_keep(m, digits, 4, 4));
                 self.rec
                     .identifier(Strong::BankCard, digits, self.det.sensitive(cat));
                 return true;
@@ -1137,7 +1135,7 @@ impl Pass<'_> {
     }
 
     fn custom_hit(&mut self, cat: usize, pos: usize, v: &[u8]) {
-        self.rec.hit(cat, || mask_custom(v));
+        self.rec.hit(cat, |m| mask_custom(m, v));
         if self.det.sensitive(cat) {
             self.events
                 .push_back((self.base + pos as u64, Event::Sensitive));
@@ -1274,7 +1272,7 @@ impl Pass<'_> {
     ) {
         self.advance(start);
         let sens = self.det.sensitive(cat);
-        self.rec.hit(cat, || mask_keep(id, head, tail));
+        self.rec.hit(cat, |m| write_mask_keep(m, id, head, tail));
         self.rec.identifier(kind, id, sens);
     }
 
@@ -1324,14 +1322,14 @@ fn sub_finish(sub: &mut b64::Sub, det: &Detectors, today: NaiveDate, rec: &mut R
 }
 
 /// Masked sample of a custom detector's match: the ends of long values only.
-fn mask_custom(v: &[u8]) -> String {
+fn mask_custom(out: &mut String, v: &[u8]) {
     if v.is_empty() {
-        return String::new();
+        return;
     }
     if v.len() >= 8 && v.is_ascii() {
-        mask_keep(v, 2, 2)
+        write_mask_keep(out, v, 2, 2);
     } else {
-        "***".to_owned()
+        out.push_str("***");
     }
 }
 
