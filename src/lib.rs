@@ -44,6 +44,7 @@ pub mod hash;
 pub mod live;
 pub mod policy;
 pub mod proxy;
+pub mod shard;
 pub mod telemetry;
 pub mod tls;
 pub mod volume;

@@ -195,6 +195,36 @@ fn actions_are_told_apart() {
 }
 
 #[test]
+fn counts_recorded_by_several_workers_add_up() {
+    // Each thread writes its own shard of the counts; readers see the sum.
+    let hub = LiveHub::new(10);
+    let threads: Vec<_> = (0..4)
+        .map(|n| {
+            let hub = hub.clone();
+            std::thread::spawn(move || {
+                chujing::shard::pin(n);
+                for _ in 0..=n {
+                    hub.record_at(&Ev::allow("a", Some("DE")).event(), T0);
+                }
+                hub.record_at(
+                    &Ev::block("b", Reason::NoApprovedTransfer, "US", None).event(),
+                    T0 + 1,
+                );
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(hub.second(T0).action(LiveAction::Allowed), 1 + 2 + 3 + 4);
+    assert_eq!(hub.second(T0).region("abroad"), 10);
+    assert_eq!(hub.second(T0 + 1).action(LiveAction::Blocked), 4);
+    let series = hub.series(T0 + 1);
+    assert_eq!(series.total(LiveAction::Allowed), 10);
+    assert_eq!(series.total(LiveAction::Blocked), 4);
+}
+
+#[test]
 fn buckets_count_per_second_and_roll_out_of_the_window() {
     let hub = LiveHub::new(10);
     hub.record_at(&Ev::allow("a1", Some("DE")).event(), T0);

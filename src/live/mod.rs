@@ -32,6 +32,7 @@ use tokio::sync::broadcast;
 
 use crate::audit::AuditEvent;
 use crate::classify::Category;
+use crate::shard::{self, Padded};
 
 pub use crate::telemetry::TransferStatus;
 pub use http::{handle, presented_token, TOKEN_COOKIE};
@@ -413,7 +414,9 @@ pub struct Tick {
 }
 
 struct Inner {
-    buckets: Mutex<Buckets>,
+    /// Per-second counts, one copy per [`crate::shard`] (every decision adds to its
+    /// thread's copy; readers add the copies up).
+    buckets: Box<[Padded<Mutex<Buckets>>]>,
     recent: Mutex<VecDeque<Arc<BlockRecord>>>,
     capacity: usize,
     events: broadcast::Sender<Bytes>,
@@ -461,7 +464,9 @@ impl LiveHub {
         let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
         LiveHub {
             inner: Arc::new(Inner {
-                buckets: Mutex::new(Buckets::new()),
+                buckets: (0..shard::SHARDS)
+                    .map(|_| Padded(Mutex::new(Buckets::new())))
+                    .collect(),
                 recent: Mutex::new(VecDeque::with_capacity(capacity)),
                 capacity,
                 events,
@@ -480,7 +485,7 @@ impl LiveHub {
     pub fn record_at(&self, event: &AuditEvent, at: u64) {
         let action = LiveAction::of(event);
         let region = region_index(event.chujing.region);
-        lock(&self.inner.buckets).add(at, action.index(), region);
+        lock(&self.inner.buckets[shard::index()].0).add(at, action.index(), region);
         if !matches!(action, LiveAction::Blocked | LiveAction::Monitored) {
             return;
         }
@@ -514,9 +519,20 @@ impl LiveHub {
         }
     }
 
+    /// The raw counters of second `at`, summed over the shards.
+    fn counts_at(&self, at: u64) -> [u32; COUNTERS] {
+        let mut sum = [0u32; COUNTERS];
+        for shard in self.inner.buckets.iter() {
+            for (total, n) in sum.iter_mut().zip(lock(&shard.0).get(at)) {
+                *total = total.saturating_add(n);
+            }
+        }
+        sum
+    }
+
     /// Counts of one second (zero if nothing was recorded then or it left the window).
     pub fn second(&self, at: u64) -> Counts {
-        Counts::from_raw(&lock(&self.inner.buckets).get(at))
+        Counts::from_raw(&self.counts_at(at))
     }
 
     /// The [`WINDOW_SECS`] seconds ending with `end` (inclusive), as chart series.
@@ -527,9 +543,8 @@ impl LiveHub {
         let mut regions: [Vec<u32>; REGIONS.len()] =
             std::array::from_fn(|_| Vec::with_capacity(len));
         {
-            let buckets = lock(&self.inner.buckets);
             for s in start..=end {
-                let raw = buckets.get(s);
+                let raw = self.counts_at(s);
                 for (i, v) in actions.iter_mut().enumerate() {
                     v.push(raw[i]);
                 }

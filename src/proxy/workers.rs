@@ -86,6 +86,7 @@ impl Workers {
                     .name(format!("chujing-worker-{index}"))
                     .spawn(move || {
                         WORKER_ID.with(|w| w.set(index));
+                        crate::shard::pin(index - 1);
                         // A current-thread runtime runs its spawned tasks only while
                         // `block_on` is active on this thread: it is, until the stop.
                         let _ = runtime.block_on(stop_rx);
