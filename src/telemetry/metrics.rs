@@ -7,21 +7,23 @@
 //! request can never create a new series from its own content, and no label ever carries
 //! personal data.
 //!
-//! The hot path (one decision, one scan, one upstream call per request) does not allocate:
-//! label sets are resolved once into cached counter handles (an atomic behind an `Arc`), so
-//! recording is an index computation plus an atomic add, without taking the family's lock.
+//! The hot path (one decision, one scan, one upstream call per request) does not allocate
+//! and shares no cache line between workers: label sets are resolved once into cached
+//! handles of per-worker counters and histograms ([`super::sharded`]), so recording is an
+//! index computation plus an atomic add on the worker's own cell, without taking the
+//! family's lock; a scrape adds the cells up.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::sharded::{ShardedCounter, ShardedHistogram};
 use arc_swap::ArcSwap;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
@@ -147,18 +149,19 @@ struct TransferGauges {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    requests: Family<RequestLabels, Counter>,
-    request_cells: Box<[OnceLock<Counter>]>,
-    findings: Family<FindingLabels, Counter>,
-    finding_cells: Box<[OnceLock<Counter>]>,
+    // What every request records is sharded per worker (see `super::sharded`).
+    requests: Family<RequestLabels, ShardedCounter>,
+    request_cells: Box<[OnceLock<ShardedCounter>]>,
+    findings: Family<FindingLabels, ShardedCounter>,
+    finding_cells: Box<[OnceLock<ShardedCounter>]>,
     categories: ArcSwap<CategoryIndex>,
     /// Serialises writers of `categories` and `transfers` (readers use the `ArcSwap`s).
     writer: Mutex<()>,
-    subjects: Counter,
+    subjects: ShardedCounter,
     uninspectable: Family<WhyLabels, Counter>,
-    bytes_inspected: Counter,
-    scan_duration: Histogram,
-    upstream_duration: Histogram,
+    bytes_inspected: ShardedCounter,
+    scan_duration: ShardedHistogram,
+    upstream_duration: ShardedHistogram,
     active_connections: Gauge,
     connections: Counter,
     reload_ok: Counter,
@@ -182,20 +185,20 @@ impl Metrics {
     /// A registry with every family and the built-in categories.
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("chujing");
-        let requests = Family::<RequestLabels, Counter>::default();
+        let requests = Family::<RequestLabels, ShardedCounter>::default();
         registry.register(
             "requests",
             "Outbound requests decided, by action, whether the policy was enforced (false in \
              monitor mode), reason code and destination region",
             requests.clone(),
         );
-        let findings = Family::<FindingLabels, Counter>::default();
+        let findings = Family::<FindingLabels, ShardedCounter>::default();
         registry.register(
             "findings",
             "Validated occurrences of personal information, by category and PIPL class",
             findings.clone(),
         );
-        let subjects = Counter::default();
+        let subjects = ShardedCounter::default();
         registry.register(
             "subjects",
             "Distinct individuals identified per request, summed over requests",
@@ -210,21 +213,21 @@ impl Metrics {
         for why in UNINSPECTABLE_CODES {
             drop(uninspectable.get_or_create_owned(&WhyLabels { why }));
         }
-        let bytes_inspected = Counter::default();
+        let bytes_inspected = ShardedCounter::default();
         registry.register_with_unit(
             "inspected",
             "Decoded bytes run through the detectors",
             Unit::Bytes,
             bytes_inspected.clone(),
         );
-        let scan_duration = Histogram::new(SCAN_BUCKETS);
+        let scan_duration = ShardedHistogram::new(SCAN_BUCKETS);
         registry.register_with_unit(
             "scan_duration",
             "Time spent in the detectors per request",
             Unit::Seconds,
             scan_duration.clone(),
         );
-        let upstream_duration = Histogram::new(UPSTREAM_BUCKETS);
+        let upstream_duration = ShardedHistogram::new(UPSTREAM_BUCKETS);
         registry.register_with_unit(
             "upstream_duration",
             "Time from sending a request upstream to its response head",

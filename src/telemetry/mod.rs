@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod logging;
 pub mod metrics;
+pub mod sharded;
 pub mod status;
 
 pub use admin::{route, serve_admin, AdminBody, AdminState, ReadinessCheck, StatusSource};
