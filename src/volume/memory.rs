@@ -21,8 +21,9 @@ struct MemLedger {
     meta: Meta,
 }
 
-/// year → ledger name → ledger.
-type Years = HashMap<i32, HashMap<Box<str>, MemLedger, Fast>, Fast>;
+/// year → ledger name → ledger. Names are `String`s padded to whole cache lines (see
+/// [`ledger_mut`]).
+type Years = HashMap<i32, HashMap<String, MemLedger, Fast>, Fast>;
 
 /// Subject keys are outputs of a keyed PRF, ledger names and years come from the
 /// configuration and the clock: nothing here is chosen by a client (see [`crate::hash`]).
@@ -77,7 +78,13 @@ impl Ledgers for Years {
 fn ledger_mut<'a>(years: &'a mut Years, name: &str, year: i32) -> &'a mut MemLedger {
     let y = years.entry(year).or_default();
     if !y.contains_key(name) {
-        y.insert(Box::from(name), MemLedger::default());
+        // Every admission compares the name, from every worker. A short name in a block of
+        // its own size shares its cache line with other small blocks that the inserting
+        // thread keeps rewriting, and the other workers then miss on it at each lookup; a
+        // capacity of whole cache lines puts it in a size class whose blocks are lines.
+        let mut key = String::with_capacity(name.len().max(1).next_multiple_of(64));
+        key.push_str(name);
+        y.insert(key, MemLedger::default());
     }
     y.get_mut(name).expect("inserted above")
 }
