@@ -38,6 +38,7 @@ pub mod alloc;
 pub mod audit;
 pub mod classify;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod geo;
 pub mod hash;

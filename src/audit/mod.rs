@@ -192,7 +192,7 @@ impl<'a> AuditEvent<'a> {
             error,
             policy_hash,
         } = outcome;
-        let now = Utc::now();
+        let now = crate::clock::utc_now();
         let blocked =
             enforced && decision.is_some_and(|d| d.action == crate::policy::Action::Block);
         let outcome = if blocked || error.is_some() {

@@ -65,7 +65,7 @@ pub async fn handle(
     // In-flight requests finish under the runtime (policy, geo) they started with.
     let rt = proxy.runtime();
     let request_id = proxy.next_request_id();
-    let started = Utc::now();
+    let started = crate::clock::utc_now();
     let method = req.method().clone();
     let version = version_str(req.version());
     let listener = match conn.kind {
@@ -709,7 +709,7 @@ impl<'a> Inspection<'a> {
         self.rt.policy.decide(&DecisionInput {
             destination: self.destination,
             report,
-            at: Utc::now(),
+            at: crate::clock::utc_now(),
         })
     }
 
@@ -736,7 +736,7 @@ impl<'a> Inspection<'a> {
         let verdict = self.rt.policy.verdict(&DecisionInput {
             destination: self.destination,
             report: &report,
-            at: Utc::now(),
+            at: crate::clock::utc_now(),
         });
         if !self.enforced(&verdict) {
             return None;
