@@ -5,7 +5,7 @@
 //! Why not `hyper_util::server::graceful`: its watcher is a `tokio::sync::watch` receiver,
 //! and polling one takes the channel's waiter lock. The connection future polls it on every
 //! wake-up, several times a request, and the lock is shared by every connection on every
-//! worker, so each poll pulled its cache line from the other core (~650 instructions and a
+//! worker, so each poll pulled its cache line from the other core (~550 instructions and a
 //! cache miss per request on the load harness). Here a poll reads one flag on a line nothing
 //! writes before the drain, and takes a lock only when its task's waker changes.
 
@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use tokio::sync::Notify;
+
+use crate::shard::Padded;
 
 /// The drain signal for a set of connections. Cheap to share; [`Drain::watch`] hands out one
 /// [`DrainWatch`] per connection.
@@ -33,10 +35,6 @@ struct Shared {
     /// Raised whenever the last watch is dropped during a drain.
     all_closed: Notify,
 }
-
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct Padded<T>(T);
 
 #[derive(Debug, Default)]
 struct Waiters {
@@ -94,11 +92,6 @@ impl Drain {
         for waker in wakers {
             waker.wake();
         }
-    }
-
-    /// Whether the drain has started.
-    pub fn is_draining(&self) -> bool {
-        self.shared.draining.0.load(Ordering::Acquire)
     }
 }
 
