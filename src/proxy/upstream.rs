@@ -20,6 +20,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::inspect::UpstreamBody;
+use crate::shard::Padded;
 
 /// HTTP/1.1 connections kept per key and worker (idle, or finishing a response).
 const MAX_IDLE_PER_KEY: usize = 32;
@@ -132,12 +133,6 @@ struct IdleConns {
     h2: Option<http2::SendRequest<UpstreamBody>>,
 }
 
-/// One worker's idle connections, on cache lines of their own: adjacent slots on one line
-/// would make every worker's lock and unlock move that line between cores.
-#[derive(Default)]
-#[repr(align(128))]
-struct Slot(Mutex<Idle>);
-
 /// Keys the idle map holds before it first drops those left without connections.
 const PRUNE_MIN: usize = 1024;
 
@@ -167,8 +162,10 @@ struct PoolInner {
     tls: TlsConnector,
     connect_timeout: Duration,
     /// One slot per connection worker (slot 0: threads that are not workers), each with
-    /// its own lock, so workers never contend for the pool.
-    idle: Box<[Slot]>,
+    /// its own lock, so workers never contend for the pool, and on cache lines of its own:
+    /// adjacent slots on one line would make every worker's lock and unlock move that line
+    /// between cores.
+    idle: Box<[Padded<Mutex<Idle>>]>,
 }
 
 impl std::fmt::Debug for UpstreamPool {
@@ -235,7 +232,7 @@ impl UpstreamPool {
             inner: Arc::new(PoolInner {
                 tls: TlsConnector::from(Arc::new(config)),
                 connect_timeout: connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
-                idle: (0..=IDLE_SLOTS).map(|_| Slot::default()).collect(),
+                idle: (0..=IDLE_SLOTS).map(|_| Padded::default()).collect(),
             }),
         })
     }

@@ -18,7 +18,6 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::sharded::{ShardedCounter, ShardedHistogram};
 use arc_swap::ArcSwap;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -27,6 +26,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
+use super::sharded::{ShardedCounter, ShardedHistogram};
 use crate::classify::{Category, DataClass, ScanReport};
 use crate::geo::Region;
 use crate::policy::{Action, Decision, Reason};

@@ -6,6 +6,8 @@
 //! is always admitted, which is what "an individual already counted does not count again"
 //! requires even when a cap was lowered below the current count.
 
+use std::borrow::Cow;
+
 use super::{Admission, VolumeClaim, ENTITY_LEDGER};
 use crate::classify::Subject;
 
@@ -64,38 +66,24 @@ pub(crate) struct Outcome {
     pub(crate) entity: Option<EntityChange>,
 }
 
-/// Distinct subjects of a claim: by key, sensitive if any occurrence is.
-pub(crate) fn distinct_subjects(claim: &VolumeClaim) -> Vec<(Key, bool)> {
-    let mut v: Vec<(Key, bool)> = claim
-        .subjects
-        .iter()
-        .map(|s| (s.key, s.sensitive))
-        .collect();
+/// Distinct subjects of a claim: by key, sensitive if any occurrence is. Borrowed when they
+/// already are (a scanner's report lists them sorted by key, one entry each, the usual
+/// case); otherwise a sorted, merged copy.
+pub(crate) fn distinct_subjects(claim: &VolumeClaim) -> Cow<'_, [Subject]> {
+    if claim.subjects.windows(2).all(|w| w[0].key < w[1].key) {
+        return Cow::Borrowed(&claim.subjects);
+    }
+    let mut v = claim.subjects.clone();
     v.sort_unstable();
     // Sorted by (key, sensitive): the last of equal keys carries `true` if any does.
-    let mut out: Vec<(Key, bool)> = Vec::with_capacity(v.len());
-    for (k, s) in v {
+    let mut out: Vec<Subject> = Vec::with_capacity(v.len());
+    for s in v {
         match out.last_mut() {
-            Some(last) if last.0 == k => last.1 |= s,
-            _ => out.push((k, s)),
+            Some(last) if last.key == s.key => last.sensitive |= s.sensitive,
+            _ => out.push(s),
         }
     }
-    out
-}
-
-/// [`distinct_subjects`] without the copy when the claim's subjects are already distinct:
-/// a scanner's report lists them sorted by key, one entry each, so this is the usual case.
-fn distinct_in(claim: &VolumeClaim) -> std::borrow::Cow<'_, [Subject]> {
-    if claim.subjects.windows(2).all(|w| w[0].key < w[1].key) {
-        std::borrow::Cow::Borrowed(&claim.subjects)
-    } else {
-        std::borrow::Cow::Owned(
-            distinct_subjects(claim)
-                .into_iter()
-                .map(|(key, sensitive)| Subject { key, sensitive })
-                .collect(),
-        )
-    }
+    Cow::Owned(out)
 }
 
 /// Atomically (the caller holds the transaction): count the claim's unseen subjects against
@@ -107,7 +95,7 @@ pub(crate) fn check_and_add<L: Ledgers>(
     entity: Option<Caps>,
     now: i64,
 ) -> Result<Outcome, L::Error> {
-    let subjects = distinct_in(claim);
+    let subjects = distinct_subjects(claim);
     let transfer_caps = Caps {
         all: claim.max_individuals,
         sensitive: claim.max_sensitive_individuals,

@@ -176,10 +176,10 @@ impl RedisStore {
                 .arg(cap(caps.sensitive))
                 .arg(format!("{}:{name}", claim.year));
         }
-        for (key, sensitive) in distinct_subjects(claim) {
+        for subject in distinct_subjects(claim).iter() {
             let mut a = [0u8; 17];
-            a[..16].copy_from_slice(&key);
-            a[16] = if sensitive { b's' } else { b'p' };
+            a[..16].copy_from_slice(&subject.key);
+            a[16] = if subject.sensitive { b's' } else { b'p' };
             inv.arg(&a[..]);
         }
         let mut conn = self.connection().await?;
