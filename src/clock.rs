@@ -1,4 +1,4 @@
-//! The wall clock as `chrono::DateTime<Utc>`, cheaply: every request reads it three times
+//! The wall clock: whole Unix seconds, and `chrono::DateTime<Utc>` cheaply: every request reads it three times
 //! (its start, its decision, its audit event). `Utc::now` converts the system time's day
 //! number into a calendar date on each call, which cost more than the clock read itself;
 //! here the date is kept per thread for the day it belongs to and only the time of day is
@@ -14,6 +14,13 @@ const SECS_PER_DAY: u64 = 86_400;
 thread_local! {
     /// The last day number (since 1970-01-01) converted on this thread, and its date.
     static DAY: Cell<Option<(u64, NaiveDate)>> = const { Cell::new(None) };
+}
+
+/// Whole seconds since the Unix epoch (0 if the clock is before 1970).
+pub fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The current time, equal to `chrono::Utc::now()`.

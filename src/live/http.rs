@@ -31,7 +31,7 @@ use http_body_util::{BodyExt, Full};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
-use super::{unix_now, EventFilter, LiveHub, Tick};
+use super::{unix_seconds, EventFilter, LiveHub, Tick};
 use crate::telemetry::AdminBody;
 
 /// Cookie carrying the admin token for the page's own requests (value percent-encoded).
@@ -310,7 +310,7 @@ async fn stream_events(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
-    let mut last_sent = unix_now().saturating_sub(1);
+    let mut last_sent = unix_seconds().saturating_sub(1);
     let mut ticks: u32 = 0;
     loop {
         let frame = tokio::select! {
@@ -327,7 +327,7 @@ async fn stream_events(
                 ticks = ticks.wrapping_add(1);
                 let mut out = BytesMut::new();
                 // Every complete second not sent yet (one, unless this task was starved).
-                let end = unix_now().saturating_sub(1);
+                let end = unix_seconds().saturating_sub(1);
                 let from = (last_sent + 1).max(end.saturating_sub(MAX_CATCH_UP_SECS));
                 for second in from..=end {
                     out.put(sse_frame("tick", &Tick { second, counts: hub.second(second) }));

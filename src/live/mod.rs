@@ -24,7 +24,6 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -32,6 +31,7 @@ use tokio::sync::broadcast;
 
 use crate::audit::AuditEvent;
 use crate::classify::Category;
+use crate::clock::unix_seconds;
 use crate::shard::{self, Padded};
 
 pub use crate::telemetry::TransferStatus;
@@ -445,12 +445,6 @@ impl Default for LiveHub {
     }
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Locks even if a panicking thread poisoned the mutex: the guarded data are counters and a
 /// list of immutable records, valid after any partial update.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -478,7 +472,7 @@ impl LiveHub {
 
     /// Records one audited decision now. Called by the proxy for every decision.
     pub fn record(&self, event: &AuditEvent) {
-        self.record_at(event, unix_now());
+        self.record_at(event, unix_seconds());
     }
 
     /// Records one audited decision as happening in unix second `at` (tests, replays).
@@ -629,7 +623,7 @@ impl LiveHub {
 
     /// Everything the page shows, for the window ending with the last complete second.
     pub fn snapshot(&self, filter: &EventFilter) -> Snapshot {
-        self.snapshot_at(unix_now().saturating_sub(1), filter)
+        self.snapshot_at(unix_seconds().saturating_sub(1), filter)
     }
 
     /// [`LiveHub::snapshot`] for a window ending with second `end`.

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair,
@@ -18,6 +18,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::ServerConfig;
 
 use super::{CertificateAuthority, TlsError};
+use crate::clock::unix_seconds;
 
 /// How long a minted leaf is valid (after its backdated start).
 pub const LEAF_VALIDITY: Duration = Duration::from_secs(3 * 24 * 3600);
@@ -82,7 +83,7 @@ impl LeafCache {
     /// Minting happens outside the lock, so one slow mint never stalls other hosts; two
     /// concurrent first visits to one host may both mint, and the later one is kept.
     pub fn server_config(&self, host: &str) -> Result<Arc<ServerConfig>, TlsError> {
-        let now = unix_now();
+        let now = unix_seconds();
         if self.capacity > 0 {
             let mut slots = self.lock();
             slots.clock += 1;
@@ -188,13 +189,6 @@ fn mint_error(host: &str, e: impl std::fmt::Display) -> TlsError {
     }
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,19 +232,22 @@ mod tests {
     #[test]
     fn minted_leaves_verify_against_the_ca_for_their_host_only() {
         let (cache, root) = cache(4);
-        let (chain, _) = cache.mint_leaf("api.example.com", unix_now()).unwrap();
+        let (chain, _) = cache.mint_leaf("api.example.com", unix_seconds()).unwrap();
         verify(&root, &chain, "api.example.com").unwrap();
         assert!(verify(&root, &chain, "other.example.com").is_err());
-        let (chain, _) = cache.mint_leaf("127.0.0.9", unix_now()).unwrap();
+        let (chain, _) = cache.mint_leaf("127.0.0.9", unix_seconds()).unwrap();
         verify(&root, &chain, "127.0.0.9").unwrap();
         // A leaf minted long ago has expired: validity is short on purpose.
         let (chain, _) = cache
-            .mint_leaf("api.example.com", unix_now() - LEAF_VALIDITY.as_secs() - 60)
+            .mint_leaf(
+                "api.example.com",
+                unix_seconds() - LEAF_VALIDITY.as_secs() - 60,
+            )
             .unwrap();
         assert!(verify(&root, &chain, "api.example.com").is_err());
         // A leaf minted a little in the future (client clock behind) is accepted: backdated.
         let (chain, _) = cache
-            .mint_leaf("api.example.com", unix_now() + 1800)
+            .mint_leaf("api.example.com", unix_seconds() + 1800)
             .unwrap();
         verify(&root, &chain, "api.example.com").unwrap();
     }

@@ -243,10 +243,8 @@ pub(crate) fn on_unavailable(
 }
 
 /// Seconds since the Unix epoch for the ledgers' `first_seen` / `last_seen` (0 if the clock is
-/// before 1970). The system clock directly: chrono's `Utc::now` builds a calendar date and
-/// time first, which cost more than the rest of a repeat admission's bookkeeping.
+/// before 1970). Not chrono's `Utc::now`, which builds a calendar date and time first, at
+/// more cost than the rest of a repeat admission's bookkeeping.
 pub(crate) fn unix_seconds() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    i64::try_from(crate::clock::unix_seconds()).unwrap_or(i64::MAX)
 }
