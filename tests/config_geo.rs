@@ -789,7 +789,7 @@ fn open_shipped_with_overrides() -> GeoDb {
 
 #[test]
 fn guard_watermarks_and_audit_keep_are_validated_with_their_line() {
-    let text = "[audit]\nkeep = 0\n\n[volume.guard]\nwarn = 0.97\ncritical = 0.9\n";
+    let text = "[audit]\nkeep = 0\nbatch_max_delay_ms = 60000\n[volume.guard]\nwarn = 0.97\ncritical = 0.9\n";
     let errors: Vec<String> = chujing::config::check_all(text, std::path::Path::new("v.toml"))
         .iter()
         .map(|e| e.to_string())
@@ -801,13 +801,18 @@ fn guard_watermarks_and_audit_keep_are_validated_with_their_line() {
         "{errors:?}"
     );
     assert!(
+        errors.iter().any(|e| e.starts_with("v.toml:3:")
+            && e.contains("audit.batch_max_delay_ms = 60000 is above 1000")),
+        "{errors:?}"
+    );
+    assert!(
         errors
             .iter()
             .any(|e| e.starts_with("v.toml:5:") && e.contains("above critical")),
         "{errors:?}"
     );
     let ok = chujing::config::check_all(
-        "[volume.guard]\nwarn = 0.5\ncritical = 0.9\n",
+        "[audit]\nbatch_max_delay_ms = 1000\n[volume.guard]\nwarn = 0.5\ncritical = 0.9\n",
         std::path::Path::new("v.toml"),
     );
     assert!(ok.is_empty(), "{ok:?}");

@@ -316,6 +316,59 @@ kind = "forward"
     assert_eq!(de.requests().len(), 3);
 }
 
+/// `batch_max_delay_ms`: a forwarded request's line waits in its worker's batch until the
+/// delay has passed, is then written although no further request comes along, and a batch
+/// still waiting when the proxy stops is written before it exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_lines_wait_for_their_delay_and_are_written_at_stop() {
+    let de = upstream("127.0.0.2").await;
+    let config = r#"
+mode = "enforce"
+[[listener]]
+bind = "127.0.0.1:0"
+kind = "forward"
+[resolve]
+"partner.test" = ["127.0.0.2"]
+"#;
+    let url = format!("http://partner.test:{}/users", de.addr.port());
+    let delay = std::time::Duration::from_millis(400);
+
+    let proxy = support::start_proxy_batching_audit_for(config, 400).await;
+    let sent = std::time::Instant::now();
+    let (status, _, r) = post_via(&proxy.url(0), &url, &json_body("note", "first")).await;
+    assert_eq!(status, 200, "{}", r.body);
+    if sent.elapsed() < delay {
+        assert!(
+            proxy.audit().is_empty(),
+            "the line was written before its delay"
+        );
+    }
+    let events = proxy
+        .wait_audit("the forwarded request", |e| e.len() == 1)
+        .await;
+    assert_eq!(events[0]["chujing"]["reason"], "no_personal_info");
+    assert!(
+        sent.elapsed() >= delay,
+        "written after {:?}, before the {delay:?} delay",
+        sent.elapsed()
+    );
+
+    // Stopping with a line still in the batch (a delay far longer than the test) loses
+    // nothing: the worker's last turn writes it.
+    let proxy = support::start_proxy_batching_audit_for(config, 1000).await;
+    let (status, _, r) = post_via(&proxy.url(0), &url, &json_body("note", "second")).await;
+    assert_eq!(status, 200, "{}", r.body);
+    let path = proxy.audit_path.clone();
+    let _dir = proxy.stop().await;
+    let events = support::read_audit(&path);
+    assert_eq!(
+        events.len(),
+        1,
+        "the pending line was lost at stop: {events:#?}"
+    );
+    assert_eq!(de.requests().len(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn id_with_wrong_check_digit_is_not_personal_info() {
     let w = world("enforce", "").await;

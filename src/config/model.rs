@@ -258,11 +258,25 @@ pub struct AuditConfig {
     #[serde(default = "default_audit_keep")]
     pub keep: usize,
     /// Lines of forwarded requests are gathered per connection worker and written with one
-    /// `write` when the worker has nothing left to run (the end of its event-loop turn, a few
-    /// microseconds after their responses left). Off: each line is written before its
-    /// response leaves. Refusals and failures are written before their response either way.
+    /// `write` (see `batch_max_delay_ms`). Off: each line is written before its response
+    /// leaves. Refusals and failures are written before their response either way.
     #[serde(default = "yes")]
     pub batch_forwarded: bool,
+    /// With `batch_forwarded`: the longest a forwarded request's line waits in its worker's
+    /// batch before the batch is written (sooner when it reaches 64 KiB). 0: at the end of
+    /// every event-loop turn, microseconds after the responses left.
+    #[serde(default = "default_audit_batch_max_delay_ms")]
+    pub batch_max_delay_ms: u64,
+}
+
+impl AuditConfig {
+    /// The most a batched line waits, at most [`AuditConfig::MAX_BATCH_DELAY_MS`].
+    pub fn batch_max_delay(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.batch_max_delay_ms.min(Self::MAX_BATCH_DELAY_MS))
+    }
+
+    /// The largest `batch_max_delay_ms` accepted: a line waits at most a second.
+    pub const MAX_BATCH_DELAY_MS: u64 = 1000;
 }
 
 impl Default for AuditConfig {
@@ -274,8 +288,13 @@ impl Default for AuditConfig {
             rotate_daily: false,
             keep: default_audit_keep(),
             batch_forwarded: true,
+            batch_max_delay_ms: default_audit_batch_max_delay_ms(),
         }
     }
+}
+
+fn default_audit_batch_max_delay_ms() -> u64 {
+    5
 }
 
 fn default_audit_max_bytes() -> u64 {

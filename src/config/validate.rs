@@ -638,6 +638,16 @@ fn check_volume(c: &Config, p: &mut Problems<'_>) {
             "audit.keep must be at least 1 (rotated files kept); remove it to keep 10".to_string(),
         );
     }
+    if c.audit.batch_max_delay_ms > crate::config::AuditConfig::MAX_BATCH_DELAY_MS {
+        p.add(
+            &[K("audit"), K("batch_max_delay_ms")],
+            format!(
+                "audit.batch_max_delay_ms = {} is above {}; a forwarded request's line waits at most a second (the default is 5)",
+                c.audit.batch_max_delay_ms,
+                crate::config::AuditConfig::MAX_BATCH_DELAY_MS
+            ),
+        );
+    }
 }
 
 fn check_admin(c: &Config, p: &mut Problems<'_>) {

@@ -344,10 +344,40 @@ impl Proxy {
         self.audit_written(written);
     }
 
-    /// Writes the audit lines this worker deferred (its event loop is about to wait).
-    fn flush_audit(&self) {
-        if let Some(written) = crate::audit::flush_deferred() {
+    /// Writes the audit lines this worker deferred: when they are due (`Idle::Turn`: its
+    /// event loop is about to wait), or all of them (`Idle::Last`: the worker is stopping).
+    fn flush_audit(&self, why: workers::Idle) {
+        let written = match why {
+            workers::Idle::Turn => crate::audit::flush_deferred_due(self.audit_batch_delay()),
+            workers::Idle::Last => crate::audit::flush_deferred(),
+        };
+        if let Some(written) = written {
             self.audit_written(written);
+        }
+    }
+
+    /// How long a forwarded request's audit line may wait in its worker's batch.
+    fn audit_batch_delay(&self) -> Duration {
+        self.runtime().loaded.config.audit.batch_max_delay()
+    }
+
+    /// Per worker: writes the audit batch once its first line has waited the configured
+    /// delay, so lines go out in time even when no later request comes along (the end-of-turn
+    /// check alone would leave them until the loop next wakes).
+    async fn flush_audit_when_due(self: Arc<Self>) {
+        loop {
+            let since = crate::audit::batch_started().await;
+            let delay = self.audit_batch_delay();
+            if delay.is_zero() {
+                // Written at the end of every turn by the idle hook. Look again later: a
+                // reload may set a delay.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            tokio::time::sleep_until(tokio::time::Instant::from_std(since + delay)).await;
+            if let Some(written) = crate::audit::flush_deferred_due(delay) {
+                self.audit_written(written);
+            }
         }
     }
 
@@ -625,9 +655,14 @@ pub async fn serve(
     let limits = proxy.runtime().loaded.config.limits.clone();
     let worker_count = proxy.runtime().loaded.config.server.worker_count();
     let flusher = Arc::clone(&proxy);
-    let on_idle: Arc<dyn Fn() + Send + Sync> = Arc::new(move || flusher.flush_audit());
+    let on_idle: Arc<dyn Fn(workers::Idle) + Send + Sync> =
+        Arc::new(move |why| flusher.flush_audit(why));
     let workers = match workers::Workers::start(worker_count, Some(on_idle)) {
-        Ok(w) => Some(Arc::new(w)),
+        Ok(w) => {
+            let proxy = Arc::clone(&proxy);
+            w.spawn_each(move || Arc::clone(&proxy).flush_audit_when_due());
+            Some(Arc::new(w))
+        }
         Err(e) => {
             // Serving on the caller's runtime is slower, not wrong.
             tracing::error!(error = %e, workers = worker_count, "cannot start connection workers; serving on the main runtime");

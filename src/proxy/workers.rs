@@ -32,6 +32,15 @@ pub fn current_worker() -> usize {
     WORKER_ID.with(|w| w.get())
 }
 
+/// Why a worker's `on_idle` hook runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idle {
+    /// The event loop has nothing left to run and is about to wait for I/O or a timer.
+    Turn,
+    /// The worker is stopping: the last call, after its event loop ended.
+    Last,
+}
+
 /// A running set of connection workers. Dropping it stops them: their event loops end and
 /// any connection still on them is closed (call it after the graceful drain).
 pub struct Workers {
@@ -55,10 +64,11 @@ impl std::fmt::Debug for Workers {
 impl Workers {
     /// Starts `count` workers (at least one), named `chujing-worker-N`. `on_idle` runs on a
     /// worker whenever its event loop has nothing left to run and is about to wait for I/O
-    /// (the end of each turn), and once more when the worker stops.
+    /// (the end of each turn, [`Idle::Turn`]), and once more when the worker stops
+    /// ([`Idle::Last`]).
     pub fn start(
         count: usize,
-        on_idle: Option<Arc<dyn Fn() + Send + Sync>>,
+        on_idle: Option<Arc<dyn Fn(Idle) + Send + Sync>>,
     ) -> std::io::Result<Workers> {
         let count = count.max(1);
         let mut handles = Vec::with_capacity(count);
@@ -71,7 +81,7 @@ impl Workers {
                 .enable_all()
                 .thread_name(format!("chujing-worker-{index}"));
             if let Some(hook) = on_idle.clone() {
-                builder.on_thread_park(move || hook());
+                builder.on_thread_park(move || hook(Idle::Turn));
             }
             let runtime = builder.build()?;
             let last_idle = on_idle.clone();
@@ -91,7 +101,7 @@ impl Workers {
                         // `block_on` is active on this thread: it is, until the stop.
                         let _ = runtime.block_on(stop_rx);
                         if let Some(hook) = last_idle {
-                            hook();
+                            hook(Idle::Last);
                         }
                         let _ = done_tx.send(());
                         // Dropping the runtime here cancels what is left (after the drain).
@@ -142,6 +152,19 @@ impl Workers {
     {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
         self.handles[i].spawn(async move { make().await });
+    }
+
+    /// Runs one future `make` builds on every worker (on that worker's thread), for per-worker
+    /// housekeeping such as writing its audit batch when it is due.
+    pub fn spawn_each<F, Fut>(&self, make: F)
+    where
+        F: Fn() -> Fut + Send + Clone + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        for handle in &self.handles {
+            let make = make.clone();
+            handle.spawn(async move { make().await });
+        }
     }
 }
 
@@ -206,11 +229,14 @@ mod tests {
         let (seen, stop_seen, done) = (calls.clone(), stopping.clone(), last_done.clone());
         let workers = Workers::start(
             1,
-            Some(Arc::new(move || {
+            Some(Arc::new(move |why| {
                 // Only ever called on the worker itself.
                 assert_eq!(current_worker(), 1);
                 seen.fetch_add(1, Ordering::SeqCst);
-                if stop_seen.load(Ordering::SeqCst) {
+                if why == Idle::Last {
+                    assert!(stop_seen.load(Ordering::SeqCst), "Last only once stopping");
+                }
+                if stop_seen.load(Ordering::SeqCst) && why == Idle::Last {
                     // A slow last write: stop must wait for it.
                     std::thread::sleep(std::time::Duration::from_millis(50));
                     done.store(true, Ordering::SeqCst);

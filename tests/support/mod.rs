@@ -269,13 +269,16 @@ impl TestProxy {
         }
     }
 
-    pub async fn stop(mut self) {
+    /// Stops the proxy (graceful drain, then its workers end) and returns its directory,
+    /// so what it wrote can still be read.
+    pub async fn stop(mut self) -> tempfile::TempDir {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+        self.dir
     }
 }
 
@@ -311,21 +314,31 @@ country = "HK"
 /// test may read the log as soon as it has its answer; [`start_proxy_batching_audit`] keeps
 /// the default batching of forwarded requests' lines.
 pub async fn start_proxy(body: &str) -> TestProxy {
-    start_proxy_with(body, false).await
+    start_proxy_with(body, "batch_forwarded = false").await
 }
 
 /// [`start_proxy`] with the default audit batching: a forwarded request's line may reach the
 /// file just after its response (wait for it with [`TestProxy::wait_audit`]).
 pub async fn start_proxy_batching_audit(body: &str) -> TestProxy {
-    start_proxy_with(body, true).await
+    start_proxy_with(body, "batch_forwarded = true").await
 }
 
-async fn start_proxy_with(body: &str, batch_forwarded: bool) -> TestProxy {
+/// [`start_proxy_batching_audit`] with `[audit] batch_max_delay_ms` set.
+pub async fn start_proxy_batching_audit_for(body: &str, max_delay_ms: u64) -> TestProxy {
+    start_proxy_with(
+        body,
+        &format!("batch_forwarded = true\nbatch_max_delay_ms = {max_delay_ms}"),
+    )
+    .await
+}
+
+/// `audit_batching`: the `[audit]` keys that say how forwarded requests' lines are written.
+async fn start_proxy_with(body: &str, audit_batching: &str) -> TestProxy {
     let dir = tempfile::tempdir().unwrap();
     let audit_path = dir.path().join("audit.jsonl");
     let geo_db = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/geo/country.mmdb");
     let text = format!(
-        "{}\n[geo]\ndatabase = {:?}\nunknown_is_outbound = true\n{}\n[audit]\npath = {:?}\ninclude_domestic = true\nbatch_forwarded = {batch_forwarded}\n",
+        "{}\n[geo]\ndatabase = {:?}\nunknown_is_outbound = true\n{}\n[audit]\npath = {:?}\ninclude_domestic = true\n{audit_batching}\n",
         body.replace("{dir}", &dir.path().display().to_string()),
         geo_db.display().to_string(),
         GEO_OVERRIDES,
