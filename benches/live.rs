@@ -47,7 +47,7 @@ fn event(action: Action, reason: Reason, enforced: bool) -> AuditEvent<'static> 
         action,
         reason,
         transfer: Some("SCC-2026-002".into()),
-        explanation: vec!["transfer SCC-2026-002 matches".into()],
+        explanation: ["transfer SCC-2026-002 matches"].into_iter().collect(),
         volume_claim: None,
     };
     let facts = RequestFacts {

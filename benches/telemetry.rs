@@ -16,7 +16,7 @@ fn decision(action: Action, reason: Reason) -> Decision {
         action,
         reason,
         transfer: None,
-        explanation: Vec::new(),
+        explanation: Default::default(),
         volume_claim: None,
     }
 }

@@ -140,7 +140,7 @@ fn record_traffic(m: &Metrics) {
         action: Action::Block,
         reason: Reason::NoApprovedTransfer,
         transfer: None,
-        explanation: vec![],
+        explanation: Default::default(),
         volume_claim: None,
     };
     m.record_decision(&blocked, Region::Abroad, true);
@@ -735,7 +735,7 @@ fn recording_on_the_hot_path_does_not_allocate() {
         action: Action::Allow,
         reason: Reason::ApprovedTransfer,
         transfer: Some("SCC-2026-002".into()),
-        explanation: vec![],
+        explanation: Default::default(),
         volume_claim: None,
     };
     let report = ScanReport {

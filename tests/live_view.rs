@@ -138,7 +138,7 @@ impl<'a> Ev<'a> {
             action,
             reason: self.reason,
             transfer: self.transfer.map(str::to_string),
-            explanation: vec!["test".into()],
+            explanation: ["test"].into_iter().collect(),
             volume_claim: None,
         });
         let facts = RequestFacts {

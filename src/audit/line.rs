@@ -193,7 +193,14 @@ fn chujing(out: &mut Vec<u8>, c: &ChujingFields) {
     string(out, &c.policy_hash);
     if !c.explanation.is_empty() {
         out.extend_from_slice(b",\"explanation\":");
-        string_array(out, &c.explanation);
+        out.push(b'[');
+        for (i, line) in c.explanation.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            string(out, line);
+        }
+        out.push(b']');
     }
     out.push(b'}');
 }
@@ -449,10 +456,14 @@ mod tests {
             ]);
             ev.chujing.subjects = 3;
             ev.chujing.sensitive_subjects = usize::MAX;
-            ev.chujing.explanation = Cow::Owned(vec![
-                "destination api.example.de (127.0.0.2) is in DE (abroad)".into(),
-                "控制字符 \u{1f} end".into(),
-            ]);
+            ev.chujing.explanation = Cow::Owned(
+                [
+                    "destination api.example.de (127.0.0.2) is in DE (abroad)",
+                    "控制字符 \u{1f} end",
+                ]
+                .into_iter()
+                .collect(),
+            );
             ev.event.duration = u64::MAX;
         }
         if variant == 4 {
@@ -518,7 +529,9 @@ mod tests {
                 action: crate::policy::Action::Allow,
                 reason: crate::policy::Reason::ApprovedTransfer,
                 transfer: Some("SCC-LOAD".into()),
-                explanation: vec!["transfer SCC-LOAD covers every category found".into()],
+                explanation: ["transfer SCC-LOAD covers every category found"]
+                    .into_iter()
+                    .collect(),
                 volume_claim: None,
             };
             let hash = String::from("70a7bd0b6dcaf9b2");

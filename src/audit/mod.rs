@@ -24,7 +24,7 @@ mod line;
 use crate::classify::{Finding, ScanReport};
 use crate::config::Mode;
 use crate::geo::Destination;
-use crate::policy::Decision;
+use crate::policy::{Decision, ExplanationLines};
 
 /// Errors writing the audit trail.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +39,11 @@ pub enum AuditError {
         path: String,
         source: std::io::Error,
     },
+}
+
+/// serde's `skip_serializing_if` for the explanation (it passes the field as it is: a `Cow`).
+fn no_lines(lines: &impl std::ops::Deref<Target = ExplanationLines>) -> bool {
+    lines.is_empty()
 }
 
 /// One audit event. Built by the proxy (and `explain`), serialised as one JSON line.
@@ -147,8 +152,8 @@ pub struct ChujingFields<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uninspectable: Option<&'static str>,
     pub policy_hash: Cow<'a, str>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    pub explanation: Cow<'a, [String]>,
+    #[serde(skip_serializing_if = "no_lines")]
+    pub explanation: Cow<'a, ExplanationLines>,
 }
 
 /// What the proxy knows about a request when it writes the event.
@@ -266,7 +271,10 @@ impl<'a> AuditEvent<'a> {
                     .and_then(|r| r.uninspectable.as_ref())
                     .map(|u| u.code()),
                 policy_hash: Cow::Borrowed(policy_hash),
-                explanation: Cow::Borrowed(decision.map_or(&[][..], |d| &d.explanation[..])),
+                explanation: decision.map_or_else(
+                    || Cow::Owned(ExplanationLines::default()),
+                    |d| Cow::Borrowed(&d.explanation),
+                ),
             },
         }
     }
@@ -419,18 +427,21 @@ fn push_line(out: &mut Vec<u8>, event: &AuditEvent) {
 /// Writes the lines [`AuditLog::defer`] gathered on this thread, with one `write`: `None`
 /// when there were none, else whether the write succeeded.
 pub fn flush_deferred() -> Option<Result<(), AuditError>> {
-    flush_deferred_due(Duration::ZERO)
+    flush_deferred_due(|| Duration::ZERO)
 }
 
 /// [`flush_deferred`] once the batch's first line has waited `max_delay` (at once for
-/// `Duration::ZERO`): `None` when there is nothing to write yet.
-pub fn flush_deferred_due(max_delay: Duration) -> Option<Result<(), AuditError>> {
+/// `Duration::ZERO`): `None` when there is nothing to write yet. `max_delay` is asked only
+/// when there is a batch (workers call this every time their loop waits).
+pub fn flush_deferred_due(max_delay: impl FnOnce() -> Duration) -> Option<Result<(), AuditError>> {
     DEFERRED.with(|cell| {
         let mut batch = cell.borrow_mut();
         let due = match batch.since {
             None => false,
-            Some(_) if max_delay.is_zero() => true,
-            Some(since) => since.elapsed() >= max_delay,
+            Some(since) => {
+                let max_delay = max_delay();
+                max_delay.is_zero() || since.elapsed() >= max_delay
+            }
         };
         due.then(|| batch.write_out())
     })
@@ -821,7 +832,10 @@ mod tests {
         let path = dir.path().join("audit.jsonl");
         let log = Arc::new(AuditLog::open(&path).unwrap());
         let delay = Duration::from_millis(40);
-        assert!(flush_deferred_due(delay).is_none(), "nothing deferred yet");
+        assert!(
+            flush_deferred_due(|| delay).is_none(),
+            "nothing deferred yet"
+        );
 
         let first = Instant::now();
         log.defer(&event("a")).unwrap();
@@ -829,13 +843,13 @@ mod tests {
         // Not due yet (unless this thread was descheduled for the whole delay).
         if first.elapsed() < delay {
             assert!(
-                flush_deferred_due(delay).is_none(),
+                flush_deferred_due(|| delay).is_none(),
                 "written before its delay"
             );
             assert!(ids_in(&path).is_empty());
         }
         std::thread::sleep(delay);
-        assert!(flush_deferred_due(delay).expect("due").is_ok());
+        assert!(flush_deferred_due(|| delay).expect("due").is_ok());
         assert_eq!(ids_in(&path), ["a", "b"]);
 
         // The clock starts again with the next batch: a line added now is not due at once,
@@ -844,14 +858,14 @@ mod tests {
         log.defer(&event("c")).unwrap();
         if second.elapsed() < delay {
             assert!(
-                flush_deferred_due(delay).is_none(),
+                flush_deferred_due(|| delay).is_none(),
                 "the new batch kept the old start"
             );
         }
         // A zero delay writes whatever is there.
-        assert!(flush_deferred_due(Duration::ZERO).unwrap().is_ok());
+        assert!(flush_deferred_due(|| Duration::ZERO).unwrap().is_ok());
         assert_eq!(ids_in(&path), ["a", "b", "c"]);
-        assert!(flush_deferred_due(Duration::ZERO).is_none());
+        assert!(flush_deferred_due(|| Duration::ZERO).is_none());
     }
 
     #[test]

@@ -134,7 +134,7 @@ pub async fn explain(
         report: &report,
         at,
     });
-    let mut explanation = decision.explanation.clone();
+    let mut explanation = decision.explanation.to_vec();
     if let Some(claim) = &decision.volume_claim {
         explanation.push(format!(
             "would count {} individual(s) against {} for {} (not counted by explain)",

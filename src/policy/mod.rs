@@ -24,7 +24,7 @@ use crate::config::{Config, FailMode, LegalBasis, Mode};
 use crate::geo::{Destination, Region};
 use crate::volume::{Admission, VolumeClaim};
 
-use line::Line;
+pub use line::ExplanationLines;
 use transfer::{CompiledTransfer, Validity};
 
 /// What the policy says should happen to the request.
@@ -109,7 +109,7 @@ pub struct Decision {
     pub transfer: Option<String>,
     /// Human-readable explanation, one line per check made (for `explain` and audit).
     /// Never contains personal data.
-    pub explanation: Vec<String>,
+    pub explanation: ExplanationLines,
     /// For `approved_transfer` with subjects: the individuals to count against the transfer.
     /// The caller asks the volume store to admit it, then calls [`Decision::apply_admission`].
     #[serde(skip)]
@@ -130,25 +130,24 @@ impl Decision {
                 new_individuals,
                 total,
             } => {
-                self.explanation.push(
-                    Line::new("volume: ")
-                        .n(new_individuals)
-                        .s(" new individual(s) counted against ")
-                        .s(&claim.transfer)
-                        .s(" for ")
-                        .n(claim.year)
-                        .s("; ")
-                        .n(total)
-                        .s(" this year")
-                        .done(),
-                );
+                self.explanation
+                    .line("volume: ")
+                    .n(new_individuals)
+                    .s(" new individual(s) counted against ")
+                    .s(&claim.transfer)
+                    .s(" for ")
+                    .n(claim.year)
+                    .s("; ")
+                    .n(total)
+                    .s(" this year")
+                    .done();
             }
             Admission::CapExceeded {
                 cap,
                 current,
                 new_individuals,
             } => {
-                self.explanation.push(format!(
+                self.explanation.push(&format!(
                     "volume: {new_individuals} new individual(s) would exceed the cap of {cap} for {} in {} ({current} already counted)",
                     claim.transfer, claim.year
                 ));
@@ -169,10 +168,8 @@ impl Decision {
         if self.volume_claim.is_some() && self.action == Action::Allow {
             self.action = Action::Block;
             self.reason = Reason::VolumeCapExceeded;
-            self.explanation.push(
-                "volume: store unavailable, cap cannot be verified (fail closed): block"
-                    .to_string(),
-            );
+            self.explanation
+                .push("volume: store unavailable, cap cannot be verified (fail closed): block");
         }
     }
 }
@@ -285,7 +282,11 @@ impl Policy {
         let report = input.report;
         let mut explanation = Explain {
             on: explain,
-            lines: Vec::with_capacity(if explain { 8 } else { 0 }),
+            lines: if explain {
+                ExplanationLines::for_decision()
+            } else {
+                ExplanationLines::default()
+            },
         };
 
         // Row `domestic`. Only ISO `CN` is the mainland; HK, MO and TW are outbound (PIPL
@@ -293,8 +294,8 @@ impl Policy {
         let region = Region::of_country(dest.country);
         match region {
             Region::Mainland => {
-                explanation.say(|| {
-                    Line::new("destination ")
+                explanation.say(|e| {
+                    e.line("destination ")
                         .s(&dest.host)
                         .s(" (")
                         .ip(dest.ip)
@@ -304,18 +305,18 @@ impl Policy {
                 return Decision::new(Action::Allow, Reason::Domestic, None, explanation.lines);
             }
             Region::Unknown if !self.unknown_is_outbound => {
-                explanation.say(|| format!(
+                explanation.say(|e| e.push(&format!(
                     "destination {} ({}) has no known country; geo.unknown_is_outbound = false: treated as domestic",
                     dest.host, dest.ip
-                ));
+                )));
                 return Decision::new(Action::Allow, Reason::Domestic, None, explanation.lines);
             }
-            Region::Unknown => explanation.say(|| format!(
+            Region::Unknown => explanation.say(|e| e.push(&format!(
                 "destination {} ({}) has no known country; geo.unknown_is_outbound = true: treated as outbound",
                 dest.host, dest.ip
-            )),
-            _ => explanation.say(|| {
-                Line::new("destination ")
+            ))),
+            _ => explanation.say(|e| {
+                e.line("destination ")
                     .s(&dest.host)
                     .s(" (")
                     .ip(dest.ip)
@@ -330,7 +331,7 @@ impl Policy {
 
         let has_pi = report.has_personal_info();
         let sensitive = report.has_sensitive();
-        explanation.say(|| findings_line(report, sensitive));
+        explanation.say(|e| findings_line(e, report, sensitive));
 
         // Row `uninspectable`. Fail-closed blocks outright. Fail-open forwards what could not
         // be read, but PI already found in the part that was read is still judged below — a
@@ -339,10 +340,10 @@ impl Policy {
         if let Some(why) = &report.uninspectable {
             match self.fail_mode {
                 FailMode::Closed => {
-                    explanation.say(|| format!(
+                    explanation.say(|e| e.push(&format!(
                         "body not fully inspected ({}); classification.fail_mode = \"closed\": block",
                         why.code()
-                    ));
+                    )));
                     return Decision::new(
                         Action::Block,
                         Reason::Uninspectable,
@@ -351,10 +352,10 @@ impl Policy {
                     );
                 }
                 FailMode::Open => {
-                    explanation.say(|| format!(
+                    explanation.say(|e| e.push(&format!(
                         "body not fully inspected ({}); classification.fail_mode = \"open\": forwarded unless the inspected part is refused",
                         why.code()
-                    ));
+                    )));
                     if !has_pi {
                         return Decision::new(
                             Action::Allow,
@@ -379,7 +380,7 @@ impl Policy {
         // Row `unknown_geography`: PI to a place we cannot name cannot match any transfer
         // record (records list countries), so it is refused with its own reason.
         if region == Region::Unknown {
-            explanation.say(|| "personal information to an unknown country: block".to_string());
+            explanation.say(|e| e.push("personal information to an unknown country: block"));
             return Decision::new(
                 Action::Block,
                 Reason::UnknownGeography,
@@ -402,15 +403,15 @@ impl Policy {
             if !report.subjects.is_empty() {
                 let year = today.year();
                 if explain {
-                    decision.explanation.push(
-                        Line::new("")
-                            .n(report.subjects.len())
-                            .s(" individual(s) to count against ")
-                            .s(&t.id)
-                            .s(" for ")
-                            .n(year)
-                            .done(),
-                    );
+                    decision
+                        .explanation
+                        .line("")
+                        .n(report.subjects.len())
+                        .s(" individual(s) to count against ")
+                        .s(&t.id)
+                        .s(" for ")
+                        .n(year)
+                        .done();
                 }
                 decision.volume_claim = Some(VolumeClaim {
                     transfer: t.id.clone(),
@@ -481,13 +482,13 @@ impl Policy {
         }
 
         if candidates == 0 {
-            explanation.say(|| {
-                format!(
+            explanation.say(|e| {
+                e.push(&format!(
                     "no [[transfer]] covers country {} host {} ip {}: block",
                     dest.country.map(|c| c.to_string()).unwrap_or_default(),
                     dest.host,
                     dest.ip
-                )
+                ));
             });
             return TransferOutcome {
                 action: Action::Block,
@@ -495,8 +496,8 @@ impl Policy {
                 transfer: None,
             };
         }
-        explanation.say(|| {
-            Line::new("")
+        explanation.say(|e| {
+            e.line("")
                 .n(candidates)
                 .s(" transfer(s) match the destination; ")
                 .n(valid)
@@ -512,21 +513,21 @@ impl Policy {
             let t = &self.transfers[i];
             let reason = match validity {
                 Validity::NotYet(days) => {
-                    explanation.say(|| {
-                        format!(
+                    explanation.say(|e| {
+                        e.push(&format!(
                             "closest transfer {} becomes valid in {days} day(s): block",
                             t.id
-                        )
+                        ));
                     });
                     Reason::TransferNotYetValid
                 }
                 _ => {
-                    explanation.say(|| {
-                        format!(
+                    explanation.say(|e| {
+                        e.push(&format!(
                             "closest transfer {} expired {} day(s) ago: block",
                             t.id,
                             validity.distance()
-                        )
+                        ));
                     });
                     Reason::TransferExpired
                 }
@@ -539,8 +540,8 @@ impl Policy {
         }
         if let Some(i) = approved {
             let t = &self.transfers[i];
-            explanation.say(|| {
-                Line::new("transfer ")
+            explanation.say(|e| {
+                e.line("transfer ")
                     .s(&t.id)
                     .s(" (")
                     .s(legal_basis_str(t.legal_basis))
@@ -559,10 +560,10 @@ impl Policy {
             };
         }
         if let Some(i) = first_sensitive_refusal {
-            explanation.say(|| format!(
+            explanation.say(|e| e.push(&format!(
                 "transfer {} covers every category found but allow_sensitive = false and sensitive PI was found: block",
                 self.transfers[i].id
-            ));
+            )));
             return TransferOutcome {
                 action: Action::Block,
                 reason: Reason::SensitiveNotApproved,
@@ -581,7 +582,7 @@ impl Policy {
             line.push_str(f.category.as_str());
         }
         line.push_str(": block");
-        explanation.say(|| line);
+        explanation.say(|e| e.push(&line));
         TransferOutcome {
             action: Action::Block,
             reason: Reason::CategoryNotApproved,
@@ -593,13 +594,14 @@ impl Policy {
 /// Explanation lines, built only when asked for.
 struct Explain {
     on: bool,
-    lines: Vec<String>,
+    lines: ExplanationLines,
 }
 
 impl Explain {
-    fn say(&mut self, line: impl FnOnce() -> String) {
+    /// Adds what `line` writes, when explaining.
+    fn say(&mut self, line: impl FnOnce(&mut ExplanationLines)) {
         if self.on {
-            self.lines.push(line());
+            line(&mut self.lines);
         }
     }
 }
@@ -609,7 +611,7 @@ impl Decision {
         action: Action,
         reason: Reason,
         transfer: Option<String>,
-        explanation: Vec<String>,
+        explanation: ExplanationLines,
     ) -> Decision {
         Decision {
             action,
@@ -622,11 +624,12 @@ impl Decision {
 }
 
 /// "found: cn_mobile×3, email×1; sensitive: no; 4 individual(s)" — categories and counts only.
-fn findings_line(report: &ScanReport, sensitive: bool) -> String {
+fn findings_line(lines: &mut ExplanationLines, report: &ScanReport, sensitive: bool) {
     if report.findings.is_empty() {
-        return "no personal information found".to_string();
+        lines.push("no personal information found");
+        return;
     }
-    let mut line = Line::new("found:");
+    let mut line = lines.line("found:");
     for (n, f) in report.findings.iter().enumerate() {
         line = line
             .s(if n > 0 { ", " } else { " " })

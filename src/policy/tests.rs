@@ -114,7 +114,7 @@ fn decide_at(p: &Policy, d: &Destination, r: &ScanReport, when: DateTime<Utc>) -
     assert!(verdict.explanation.is_empty(), "{verdict:?}");
     assert_eq!(
         Decision {
-            explanation: Vec::new(),
+            explanation: Default::default(),
             ..decision.clone()
         },
         verdict
@@ -738,7 +738,7 @@ fn explanation_lines_read_exactly() {
     let r = report(&[("health", DataClass::Sensitive)], 1);
     let d = decide_at(&p, &de, &r, mid_year());
     assert_eq!(
-        d.explanation[..4],
+        d.explanation.iter().take(4).collect::<Vec<_>>(),
         [
             "destination files.example.de (203.0.113.9) is in DE (abroad): outside the mainland",
             "found: health×1; sensitive: yes; 1 individual(s)",

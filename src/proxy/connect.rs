@@ -279,7 +279,7 @@ fn uninspected_decision(
             FailMode::Closed => Action::Block,
             FailMode::Open => Action::Allow,
         };
-        decision.explanation.push(format!(
+        decision.explanation.push(&format!(
             "tunnel content not decrypted; tls_intercept.fail_mode = {:?}: {}",
             mode,
             decision.action.as_str()

@@ -348,7 +348,7 @@ impl Proxy {
     /// event loop is about to wait), or all of them (`Idle::Last`: the worker is stopping).
     fn flush_audit(&self, why: workers::Idle) {
         let written = match why {
-            workers::Idle::Turn => crate::audit::flush_deferred_due(self.audit_batch_delay()),
+            workers::Idle::Turn => crate::audit::flush_deferred_due(|| self.audit_batch_delay()),
             workers::Idle::Last => crate::audit::flush_deferred(),
         };
         if let Some(written) = written {
@@ -375,7 +375,7 @@ impl Proxy {
                 continue;
             }
             tokio::time::sleep_until(tokio::time::Instant::from_std(since + delay)).await;
-            if let Some(written) = crate::audit::flush_deferred_due(delay) {
+            if let Some(written) = crate::audit::flush_deferred_due(|| delay) {
                 self.audit_written(written);
             }
         }

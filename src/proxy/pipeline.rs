@@ -806,7 +806,7 @@ impl<'a> Inspection<'a> {
                 } else {
                     decision
                         .explanation
-                        .push("volume: store unavailable, forwarded uncounted (fail open)".into());
+                        .push("volume: store unavailable, forwarded uncounted (fail open)");
                 }
             }
         }

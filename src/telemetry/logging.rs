@@ -235,7 +235,9 @@ mod tests {
             action: Action::Block,
             reason: Reason::CategoryNotApproved,
             transfer: Some("SCC-2026-002".into()),
-            explanation: vec!["category cn_resident_id not in transfer".into()],
+            explanation: ["category cn_resident_id not in transfer"]
+                .into_iter()
+                .collect(),
             volume_claim: None,
         };
         let report = ScanReport {

@@ -716,7 +716,7 @@ mod tests {
             action,
             reason,
             transfer: None,
-            explanation: Vec::new(),
+            explanation: Default::default(),
             volume_claim: None,
         }
     }
