@@ -57,13 +57,12 @@ impl ExplanationLines {
     }
 
     /// The lines, in order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        let mut start = 0;
-        self.ends.iter().map(move |&end| {
-            let line = &self.text[start..end as usize];
-            start = end as usize;
-            line
-        })
+    pub fn iter(&self) -> Lines<'_> {
+        Lines {
+            text: &self.text,
+            ends: self.ends.iter(),
+            start: 0,
+        }
     }
 
     /// The lines as owned strings.
@@ -72,11 +71,35 @@ impl ExplanationLines {
     }
 }
 
+/// The lines of an [`ExplanationLines`], in order.
+pub struct Lines<'a> {
+    text: &'a str,
+    ends: std::slice::Iter<'a, u32>,
+    start: usize,
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let end = *self.ends.next()? as usize;
+        let line = &self.text[self.start..end];
+        self.start = end;
+        Some(line)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.ends.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Lines<'_> {}
+
 impl<'a> IntoIterator for &'a ExplanationLines {
     type Item = &'a str;
-    type IntoIter = Box<dyn ExactSizeIterator<Item = &'a str> + 'a>;
-    fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.iter())
+    type IntoIter = Lines<'a>;
+    fn into_iter(self) -> Lines<'a> {
+        self.iter()
     }
 }
 

@@ -221,6 +221,26 @@ mod tests {
     }
 
     #[test]
+    fn spawn_each_runs_once_on_every_worker() {
+        let workers = Workers::start(3, None).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        workers.spawn_each(move || {
+            let tx = tx.clone();
+            async move { tx.send(current_worker()).unwrap() }
+        });
+        let mut seen: Vec<usize> = (0..3)
+            .map(|_| rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap())
+            .collect();
+        seen.sort();
+        assert_eq!(seen, [1, 2, 3]);
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(50))
+                .is_err(),
+            "more runs than workers"
+        );
+    }
+
+    #[test]
     fn on_idle_runs_when_a_loop_waits_and_once_more_before_stop_returns() {
         use std::sync::atomic::AtomicBool;
         let calls = Arc::new(AtomicUsize::new(0));
