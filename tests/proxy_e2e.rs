@@ -270,23 +270,24 @@ async fn a_whole_body_decided_as_a_block_opens_no_upstream_connection() {
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
-/// With the default batching of audit lines, a refusal's line is in the file when its 403
-/// arrives, and a forwarded request's line follows when the worker ends its turn: every
-/// request is audited exactly once either way.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn batched_audit_writes_a_refusal_before_its_response_and_every_forwarded_line() {
-    let de = upstream("127.0.0.2").await;
-    let proxy = support::start_proxy_batching_audit(
-        r#"
+/// A forward listener whose `partner.test` resolves abroad (DE), with no transfer: the audit
+/// batching tests send refusals and clean forwarded requests through it.
+const PARTNER_FORWARD: &str = r#"
 mode = "enforce"
 [[listener]]
 bind = "127.0.0.1:0"
 kind = "forward"
 [resolve]
 "partner.test" = ["127.0.0.2"]
-"#,
-    )
-    .await;
+"#;
+
+/// With the default batching of audit lines, a refusal's line is in the file when its 403
+/// arrives, and a forwarded request's line follows when the worker ends its turn: every
+/// request is audited exactly once either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_audit_writes_a_refusal_before_its_response_and_every_forwarded_line() {
+    let de = upstream("127.0.0.2").await;
+    let proxy = support::start_proxy_batching_audit(PARTNER_FORWARD).await;
     let url = format!("http://partner.test:{}/users", de.addr.port());
 
     // A refusal, then a forwarded request: the last forwarded line has no refusal after it
@@ -322,18 +323,10 @@ kind = "forward"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batched_lines_wait_for_their_delay_and_are_written_at_stop() {
     let de = upstream("127.0.0.2").await;
-    let config = r#"
-mode = "enforce"
-[[listener]]
-bind = "127.0.0.1:0"
-kind = "forward"
-[resolve]
-"partner.test" = ["127.0.0.2"]
-"#;
     let url = format!("http://partner.test:{}/users", de.addr.port());
     let delay = std::time::Duration::from_millis(400);
 
-    let proxy = support::start_proxy_batching_audit_for(config, 400).await;
+    let proxy = support::start_proxy_batching_audit_for(PARTNER_FORWARD, 400).await;
     let sent = std::time::Instant::now();
     let (status, _, r) = post_via(&proxy.url(0), &url, &json_body("note", "first")).await;
     assert_eq!(status, 200, "{}", r.body);
@@ -355,7 +348,7 @@ kind = "forward"
 
     // Stopping with a line still in the batch (a delay far longer than the test) loses
     // nothing: the worker's last turn writes it.
-    let proxy = support::start_proxy_batching_audit_for(config, 1000).await;
+    let proxy = support::start_proxy_batching_audit_for(PARTNER_FORWARD, 1000).await;
     let (status, _, r) = post_via(&proxy.url(0), &url, &json_body("note", "second")).await;
     assert_eq!(status, 200, "{}", r.body);
     let path = proxy.audit_path.clone();

@@ -193,14 +193,7 @@ fn chujing(out: &mut Vec<u8>, c: &ChujingFields) {
     string(out, &c.policy_hash);
     if !c.explanation.is_empty() {
         out.extend_from_slice(b",\"explanation\":");
-        out.push(b'[');
-        for (i, line) in c.explanation.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            string(out, line);
-        }
-        out.push(b']');
+        string_array(out, c.explanation.iter());
     }
     out.push(b'}');
 }
@@ -214,7 +207,7 @@ fn finding(out: &mut Vec<u8>, f: &Finding) {
     number(out, f.count);
     if !f.samples.is_empty() {
         out.extend_from_slice(b",\"samples\":");
-        string_array(out, &f.samples);
+        string_array(out, f.samples.iter().map(String::as_str));
     }
     out.push(b'}');
 }
@@ -260,9 +253,10 @@ fn ip(out: &mut Vec<u8>, a: IpAddr) {
     out.push(b'"');
 }
 
-fn string_array(out: &mut Vec<u8>, items: &[String]) {
+/// A JSON array of strings (a finding's samples, the explanation's lines).
+fn string_array<'s>(out: &mut Vec<u8>, items: impl Iterator<Item = &'s str>) {
     out.push(b'[');
-    for (i, item) in items.iter().enumerate() {
+    for (i, item) in items.enumerate() {
         if i > 0 {
             out.push(b',');
         }
