@@ -219,6 +219,7 @@ printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 # both sides rather than one side's only number.
 median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 rounds_seen=""
+paired=""
 for s in $SCENARIOS; do
   declare -A col=()
   for _ in $(seq "$ROUNDS"); do
@@ -232,6 +233,13 @@ for s in $SCENARIOS; do
   done
   rounds_seen+="$s: nginx ${col[n_rps]}/ chujing ${col[c_rps]}/ no inspection ${col[z_rps]}/ hyper alone ${col[f_rps]}req/s; p99 ms nginx ${col[n_p99]}/ chujing ${col[c_p99]}
 "
+  # Each chujing round against the nginx round just before it: how often a single round
+  # meets the 1 KiB targets (>= 0.8x req/s, p99 within +1 ms), which a median alone hides.
+  paired+="$(awk -v s="$s" -v nr="${col[n_rps]}" -v cr="${col[c_rps]}" -v np="${col[n_p99]}" -v cp="${col[c_p99]}" \
+    'BEGIN { n = split(nr, a, " "); split(cr, b, " "); split(np, x, " "); split(cp, y, " "); r = ""; d = ""; ok_r = 0; ok_d = 0
+      for (i = 1; i <= n; i++) { q = b[i] / a[i]; e = y[i] - x[i]; r = r sprintf(" %.2f", q); d = d sprintf(" %+.2f", e); ok_r += (q >= 0.8); ok_d += (e <= 1) }
+      printf "%s: ratio%s (%d of %d rounds >= 0.80x); dp99 ms%s (%d of %d <= +1 ms)", s, r, ok_r, n, d, ok_d, n }')
+"
   for k in n_rps n_p50 n_p99 c_rps c_p50 c_p99 z_rps f_rps; do col[$k]=$(echo "${col[$k]}" | median); done
   awk -v s="$s" -v nr="${col[n_rps]}" -v cr="${col[c_rps]}" -v zr="${col[z_rps]}" -v fr="${col[f_rps]}" -v n50="${col[n_p50]}" -v n99="${col[n_p99]}" -v c50="${col[c_p50]}" -v c99="${col[c_p99]}" -v nb="${col[n_bad]}" -v cb="${col[c_bad]}" \
     'BEGIN { floor = fr > 0 ? sprintf("%.0f (%.2f×)", fr, fr/nr) : "not built"; printf "| %s | %.0f | %.0f | %.2f× | %.2f / %.2f | %.2f / %.2f | %+.2f | %.0f (%.2f×) | %s | %s / %s |\n", s, nr, cr, cr/nr, n50, n99, c50, c99, c99-n99, zr, zr/nr, floor, nb, cb }'
@@ -240,6 +248,9 @@ done
 echo
 echo "each round, in order (the spread is the noise the medians smooth):"
 printf '%s' "$rounds_seen"
+echo
+echo "each round's chujing against the nginx round before it:"
+printf '%s' "$paired"
 echo
 printf 'peak RSS: nginx (largest proxy process) %.1f MiB, chujing %.1f MiB\n' \
   "$(echo "$(nginx_hwm_kb)/1024" | bc -l)" "$(echo "$(hwm_kb "$CJ_PID")/1024" | bc -l)"
