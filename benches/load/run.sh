@@ -122,6 +122,13 @@ nginx -c "$WORK/upstream.conf" -p "$WORK"
 nginx -c "$WORK/proxy.conf" -p "$WORK"
 
 # --- chujing: reverse listener, destination abroad (DE) so every body is inspected --------
+# Each proxy runs in a session of its own, as nginx puts itself when it daemonises. With the
+# kernel's autogroup scheduling (the default on desktop and many server kernels) a session is
+# a scheduling group: CPU is shared between groups first, then between a group's threads.
+# Started from this script, chujing would share wrk's group while nginx has one of its own,
+# and the two would not be measured alike.
+SETSID=()
+command -v setsid >/dev/null && SETSID=(setsid)
 cat > "$WORK/chujing.toml" <<TOML
 mode = "enforce"
 [[listener]]
@@ -150,7 +157,7 @@ backend = "memory"
 [admin]
 bind = "127.0.0.1:$((CJ_PORT + 5))"
 TOML
-RUST_LOG=warn "$BIN" run --config "$WORK/chujing.toml" >"$WORK/chujing.log" 2>&1 &
+RUST_LOG=warn "${SETSID[@]}" "$BIN" run --config "$WORK/chujing.toml" >"$WORK/chujing.log" 2>&1 &
 CJ_PID=$!
 PIDS+=("$CJ_PID")
 # The same proxy with the destination mapped to the mainland (CN): rule 1 allows without
@@ -158,11 +165,11 @@ PIDS+=("$CJ_PID")
 sed -e "s/127.0.0.1:$CJ_PORT\"/127.0.0.1:$CJ0_PORT\"/" -e "s/127.0.0.1:$((CJ_PORT + 5))/127.0.0.1:$((CJ0_PORT + 5))/" \
   -e 's/country = "DE"/country = "CN"/' \
   -e "s#$WORK/audit.jsonl#$WORK/audit-cn.jsonl#" "$WORK/chujing.toml" > "$WORK/chujing-cn.toml"
-RUST_LOG=warn "$BIN" run --config "$WORK/chujing-cn.toml" >"$WORK/chujing-cn.log" 2>&1 &
+RUST_LOG=warn "${SETSID[@]}" "$BIN" run --config "$WORK/chujing-cn.toml" >"$WORK/chujing-cn.log" 2>&1 &
 PIDS+=("$!")
 PORTS=("$NGX_PORT" "$CJ_PORT" "$CJ0_PORT")
 if [ -x "$FLOOR_BIN" ]; then
-  "$FLOOR_BIN" "127.0.0.1:$FLOOR_PORT" "127.0.0.2:$UP_PORT" "$(nproc)" >"$WORK/floor.log" 2>&1 &
+  "${SETSID[@]}" "$FLOOR_BIN" "127.0.0.1:$FLOOR_PORT" "127.0.0.2:$UP_PORT" "$(nproc)" >"$WORK/floor.log" 2>&1 &
   PIDS+=("$!")
   PORTS+=("$FLOOR_PORT")
 else
@@ -210,7 +217,8 @@ run_wrk() { # port scenario
 }
 
 echo
-echo "wrk -t$THREADS -c$CONNS -d${DURATION}s --latency; median of $ROUNDS round(s); nginx access log ${NGINX_LOG:-off}; $(nproc) cores; $(date -u +%FT%TZ)"
+autogroup=$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo "?")
+echo "wrk -t$THREADS -c$CONNS -d${DURATION}s --latency; median of $ROUNDS round(s); nginx access log ${NGINX_LOG:-off}; $(nproc) cores; sched_autogroup_enabled=$autogroup; $(date -u +%FT%TZ)"
 echo
 printf '| scenario | nginx req/s | chujing req/s | ratio | nginx p50 / p99 ms | chujing p50 / p99 ms | Δp99 ms | chujing, no inspection: req/s (ratio) | hyper alone: req/s (ratio) | non-2xx (n/c) |\n'
 printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
