@@ -126,7 +126,8 @@ nginx -c "$WORK/proxy.conf" -p "$WORK"
 # kernel's autogroup scheduling (the default on desktop and many server kernels) a session is
 # a scheduling group: CPU is shared between groups first, then between a group's threads.
 # Started from this script, chujing would share wrk's group while nginx has one of its own,
-# and the two would not be measured alike.
+# and the two would not be measured alike. setsid execs in place here (a background job of a
+# script is not a process-group leader), so $! stays the proxy's pid for RSS and cleanup.
 SETSID=()
 command -v setsid >/dev/null && SETSID=(setsid)
 cat > "$WORK/chujing.toml" <<TOML
