@@ -50,7 +50,15 @@ fn profile(case: &str) {
         "pi_dense_json" => (gen::pi_dense_json(SIZE), None),
         "chinese_prose" => (gen::chinese_prose(SIZE), None),
         "gzip_json" => (gen::gzip(&clean), Some("gzip")),
-        other => panic!("unknown CLASSIFY_PROFILE case {other:?}: use clean_json, pi_dense_json, chinese_prose or gzip_json"),
+        "request_1k_pi" => {
+            // One request's scan, many times: the per-request cost the load harness sees.
+            let body = request_body(true);
+            for _ in 0..10_000 {
+                black_box(classify_once(&clf, &body, None));
+            }
+            return;
+        }
+        other => panic!("unknown CLASSIFY_PROFILE case {other:?}: use clean_json, pi_dense_json, chinese_prose, gzip_json or request_1k_pi"),
     };
     black_box(classify_once(&clf, &data, enc));
 }
@@ -64,6 +72,27 @@ fn classify_once(clf: &Arc<Classifier>, data: &[u8], enc: Option<&str>) -> usize
     let r = s.finish();
     black_box(&r);
     data.len()
+}
+
+/// The load harness's 1 KiB request bodies (`benches/load/run.sh`): order-like JSON, and with
+/// `pi` a mobile number and an e-mail address in every fourth record.
+fn request_body(pi: bool) -> Vec<u8> {
+    let record = |i: usize| {
+        let contact = if pi && i % 4 == 0 {
+            r#", "contact": {"mobile": "13812345678", "email": "zhang.wei@example.com"}"#
+        } else {
+            ""
+        };
+        format!(
+            r#"{{"sku": "SKU-{i:06}", "qty": {}, "price": "19.90", "note": "colour blue, size M"{contact}}}"#,
+            i % 7 + 1
+        )
+    };
+    let mut items: Vec<String> = Vec::new();
+    while items.iter().map(|r| r.len() + 2).sum::<usize>() + 12 < 1024 - 120 {
+        items.push(record(items.len()));
+    }
+    format!(r#"{{"order": "A-1001", "items": [{}]}}"#, items.join(", ")).into_bytes()
 }
 
 fn bench(c: &mut Criterion) {
@@ -103,6 +132,16 @@ fn bench(c: &mut Criterion) {
         });
         g.finish();
     }
+    // Per request, as the proxy scans a small body: a new scanner, one chunk, the report.
+    let mut g = c.benchmark_group("request_1k");
+    for (name, pi) in [("clean", false), ("pi", true)] {
+        let body = request_body(pi);
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| classify_once(&clf, black_box(&body), None))
+        });
+    }
+    g.finish();
 }
 
 criterion_group!(benches, bench);
