@@ -4,7 +4,9 @@
 # When the example `hyper_floor` is built, it runs too: the same stack as chujing (hyper and
 # tokio, shaped alike) with none of chujing's work, so the gap splits into stack and chujing.
 # Prints req/s, p50/p99 latency, non-2xx count and peak RSS per scenario, the chujing/nginx
-# ratios, and a 60 s constant-memory run (RSS sampled every 5 s). Everything binds to loopback.
+# ratios, the CPU each request costs (the proxy's own user and kernel time and context
+# switches, and the whole machine's), and a 60 s constant-memory run (RSS sampled every 5 s).
+# Everything binds to loopback.
 #
 #   apt-get install -y nginx-light wrk         # Debian/Ubuntu
 #   cargo build --release --bin chujing --example hyper_floor
@@ -167,11 +169,13 @@ sed -e "s/127.0.0.1:$CJ_PORT\"/127.0.0.1:$CJ0_PORT\"/" -e "s/127.0.0.1:$((CJ_POR
   -e 's/country = "DE"/country = "CN"/' \
   -e "s#$WORK/audit.jsonl#$WORK/audit-cn.jsonl#" "$WORK/chujing.toml" > "$WORK/chujing-cn.toml"
 RUST_LOG=warn "${SETSID[@]}" "$BIN" run --config "$WORK/chujing-cn.toml" >"$WORK/chujing-cn.log" 2>&1 &
-PIDS+=("$!")
+CJ0_PID=$!
+PIDS+=("$CJ0_PID")
 PORTS=("$NGX_PORT" "$CJ_PORT" "$CJ0_PORT")
 if [ -x "$FLOOR_BIN" ]; then
   "${SETSID[@]}" "$FLOOR_BIN" "127.0.0.1:$FLOOR_PORT" "127.0.0.2:$UP_PORT" "$(nproc)" >"$WORK/floor.log" 2>&1 &
-  PIDS+=("$!")
+  FLOOR_PID=$!
+  PIDS+=("$FLOOR_PID")
   PORTS+=("$FLOOR_PORT")
 else
   echo "($FLOOR_BIN not built: no hyper-alone column; cargo build --release --example hyper_floor)" >&2
@@ -203,18 +207,45 @@ nginx_hwm_kb() {
   echo "$max"
 }
 
+# CPU accounting around a run, as "proxy_user proxy_kernel (ticks) involuntary voluntary
+# (context switches) machine_user machine_kernel (ticks)": the proxy's own threads from
+# /proc/PID (a process's utime/stime include its threads; context switches are counted per
+# thread), the machine from /proc/stat (every process: wrk and the upstream too, which on a
+# saturated machine is what bounds req/s). Kernel is system + irq + softirq.
+cpu_snapshot() { # pid...
+  local pu=0 pk=0 inv=0 vol=0 pid
+  for pid in "$@"; do
+    read -r u k < <(awk '{sub(/^.*\) /, ""); print $12, $13}' "/proc/$pid/stat")
+    pu=$((pu + u)); pk=$((pk + k))
+    read -r i v < <(cat "/proc/$pid"/task/*/status 2>/dev/null | awk '/^nonvoluntary_ctxt_switches/ {i += $2} /^voluntary_ctxt_switches/ {v += $2} END {print i + 0, v + 0}')
+    inv=$((inv + i)); vol=$((vol + v))
+  done
+  awk -v pu=$pu -v pk=$pk -v inv=$inv -v vol=$vol '$1 == "cpu" {print pu, pk, inv, vol, $2 + $3, $4 + $7 + $8; exit}' /proc/stat
+}
+CLK_TCK=$(getconf CLK_TCK)
+
 # wrk output → "req/s p50_ms p99_ms non2xx"
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.3f", v}'; }
-run_wrk() { # port scenario
-  local script=()
-  [ "$2" != get ] && script=(-s "$WORK/$2.lua")
-  wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "${script[@]}" "http://127.0.0.1:$1/orders" > "$WORK/wrk.out"
-  local rps p50 p99 bad
+# → "req/s p50_ms p99_ms non2xx" and, per request, "proxy_user_us proxy_kernel_us
+# involuntary voluntary machine_user_us machine_kernel_us" (context switches of the proxy's threads; the machine's
+# CPU, every process)
+run_wrk() { # port scenario proxy-pid...
+  local port=$1 scenario=$2 script=()
+  shift 2
+  [ "$scenario" != get ] && script=(-s "$WORK/$scenario.lua")
+  local before after
+  before=$(cpu_snapshot "$@")
+  wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "${script[@]}" "http://127.0.0.1:$port/orders" > "$WORK/wrk.out"
+  after=$(cpu_snapshot "$@")
+  local rps p50 p99 bad n
   rps=$(awk '/^Requests\/sec/ {print $2}' "$WORK/wrk.out")
   p50=$(awk '$1=="50%" {print $2}' "$WORK/wrk.out" | to_ms)
   p99=$(awk '$1=="99%" {print $2}' "$WORK/wrk.out" | to_ms)
   bad=$(awk '/Non-2xx/ {print $NF}' "$WORK/wrk.out"); bad=${bad:-0}
-  echo "$rps $p50 $p99 $bad"
+  n=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
+  echo "$rps $p50 $p99 $bad $(awk -v n="$n" -v hz="$CLK_TCK" -v b="$before" -v a="$after" 'BEGIN {
+    split(b, x, " "); split(a, y, " "); us = 1e6 / hz / (n > 0 ? n : 1)
+    printf "%.2f %.2f %.3f %.3f %.2f %.2f", (y[1] - x[1]) * us, (y[2] - x[2]) * us, (y[3] - x[3]) / n, (y[4] - x[4]) / n, (y[5] - x[5]) * us, (y[6] - x[6]) * us }')"
 }
 
 echo
@@ -229,15 +260,17 @@ printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 rounds_seen=""
 paired=""
+cpu_rows=""
 for s in $SCENARIOS; do
   declare -A col=()
   for _ in $(seq "$ROUNDS"); do
-    read -r n_rps n_p50 n_p99 n_bad < <(run_wrk "$NGX_PORT" "$s")
-    read -r c_rps c_p50 c_p99 c_bad < <(run_wrk "$CJ_PORT" "$s")
-    read -r z_rps _ _ _ < <(run_wrk "$CJ0_PORT" "$s")
-    f_rps=0
-    [ -x "$FLOOR_BIN" ] && read -r f_rps _ _ _ < <(run_wrk "$FLOOR_PORT" "$s")
+    read -r n_rps n_p50 n_p99 n_bad n_pu n_pk n_inv n_vol n_mu n_mk < <(run_wrk "$NGX_PORT" "$s" $(pgrep -P "$(cat "$WORK/proxy.pid")"))
+    read -r c_rps c_p50 c_p99 c_bad c_pu c_pk c_inv c_vol c_mu c_mk < <(run_wrk "$CJ_PORT" "$s" "$CJ_PID")
+    read -r z_rps _ _ _ z_pu z_pk z_inv z_vol z_mu z_mk < <(run_wrk "$CJ0_PORT" "$s" "$CJ0_PID")
+    f_rps=0 f_pu=0 f_pk=0 f_inv=0 f_vol=0 f_mu=0 f_mk=0
+    [ -x "$FLOOR_BIN" ] && read -r f_rps _ _ _ f_pu f_pk f_inv f_vol f_mu f_mk < <(run_wrk "$FLOOR_PORT" "$s" "$FLOOR_PID")
     for k in n_rps n_p50 n_p99 c_rps c_p50 c_p99 z_rps f_rps; do col[$k]+="${!k} "; done
+    for p in n c z f; do for m in pu pk inv vol mu mk; do k=${p}_$m; col[$k]+="${!k} "; done; done
     col[n_bad]=$(( ${col[n_bad]:-0} + n_bad )); col[c_bad]=$(( ${col[c_bad]:-0} + c_bad ))
   done
   rounds_seen+="$s: nginx ${col[n_rps]}/ chujing ${col[c_rps]}/ no inspection ${col[z_rps]}/ hyper alone ${col[f_rps]}req/s; p99 ms nginx ${col[n_p99]}/ chujing ${col[c_p99]}
@@ -252,8 +285,24 @@ for s in $SCENARIOS; do
   for k in n_rps n_p50 n_p99 c_rps c_p50 c_p99 z_rps f_rps; do col[$k]=$(echo "${col[$k]}" | median); done
   awk -v s="$s" -v nr="${col[n_rps]}" -v cr="${col[c_rps]}" -v zr="${col[z_rps]}" -v fr="${col[f_rps]}" -v n50="${col[n_p50]}" -v n99="${col[n_p99]}" -v c50="${col[c_p50]}" -v c99="${col[c_p99]}" -v nb="${col[n_bad]}" -v cb="${col[c_bad]}" \
     'BEGIN { floor = fr > 0 ? sprintf("%.0f (%.2f×)", fr, fr/nr) : "not built"; printf "| %s | %.0f | %.0f | %.2f× | %.2f / %.2f | %.2f / %.2f | %+.2f | %.0f (%.2f×) | %s | %s / %s |\n", s, nr, cr, cr/nr, n50, n99, c50, c99, c99-n99, zr, zr/nr, floor, nb, cb }'
+  for p in n c z f; do for m in pu pk inv vol mu mk; do k=${p}_$m; col[$k]=$(echo "${col[$k]}" | median); done; done
+  for p in n c z f; do
+    [ "$p" = f ] && [ ! -x "$FLOOR_BIN" ] && continue
+    case $p in n) who="nginx" ;; c) who="chujing" ;; z) who="chujing, no inspection" ;; f) who="hyper alone" ;; esac
+    cpu_rows+="$(awk -v s="$s" -v who="$who" -v pu="${col[${p}_pu]}" -v pk="${col[${p}_pk]}" -v inv="${col[${p}_inv]}" -v vol="${col[${p}_vol]}" -v mu="${col[${p}_mu]}" -v mk="${col[${p}_mk]}" \
+      'BEGIN { printf "| %s | %s | %.1f / %.1f | %.2f / %.3f | %.1f / %.1f | %.1f |", s, who, pu, pk, inv, vol, mu, mk, mu + mk }')
+"
+  done
   unset col
 done
+echo
+echo "CPU per request, µs (median of the rounds): the proxy's own threads (/proc/PID), and the"
+echo "machine's, every process: wrk and the upstream too, which on saturated cores is what bounds req/s"
+echo "(/proc/stat; kernel = system + irq + softirq). Tick-based: ±1 tick over the run."
+echo
+printf '| scenario | proxy | proxy user / kernel | proxy context switches per request: involuntary / voluntary | machine user / kernel | machine total |\n'
+printf '|---|---|---:|---:|---:|---:|\n'
+printf '%s' "$cpu_rows"
 echo
 echo "each round, in order (the spread is the noise the medians smooth):"
 printf '%s' "$rounds_seen"
