@@ -227,8 +227,8 @@ CLK_TCK=$(getconf CLK_TCK)
 # wrk output → "req/s p50_ms p99_ms non2xx"
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.3f", v}'; }
 # → "req/s p50_ms p99_ms non2xx" and, per request, "proxy_user_us proxy_kernel_us
-# involuntary voluntary machine_user_us machine_kernel_us" (context switches of the proxy's threads; the machine's
-# CPU, every process)
+# involuntary voluntary machine_user_us machine_kernel_us machine_total_us" (the context
+# switches are the proxy's threads'; the machine's CPU is every process's)
 run_wrk() { # port scenario proxy-pid...
   local port=$1 scenario=$2 script=()
   shift 2
@@ -244,8 +244,9 @@ run_wrk() { # port scenario proxy-pid...
   bad=$(awk '/Non-2xx/ {print $NF}' "$WORK/wrk.out"); bad=${bad:-0}
   n=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
   echo "$rps $p50 $p99 $bad $(awk -v n="$n" -v hz="$CLK_TCK" -v b="$before" -v a="$after" 'BEGIN {
-    split(b, x, " "); split(a, y, " "); us = 1e6 / hz / (n > 0 ? n : 1)
-    printf "%.2f %.2f %.3f %.3f %.2f %.2f", (y[1] - x[1]) * us, (y[2] - x[2]) * us, (y[3] - x[3]) / n, (y[4] - x[4]) / n, (y[5] - x[5]) * us, (y[6] - x[6]) * us }')"
+    split(b, x, " "); split(a, y, " "); d = n > 0 ? n : 1; us = 1e6 / hz / d
+    mu = (y[5] - x[5]) * us; mk = (y[6] - x[6]) * us
+    printf "%.2f %.2f %.3f %.3f %.2f %.2f %.2f", (y[1] - x[1]) * us, (y[2] - x[2]) * us, (y[3] - x[3]) / d, (y[4] - x[4]) / d, mu, mk, mu + mk }')"
 }
 
 echo
@@ -264,13 +265,13 @@ cpu_rows=""
 for s in $SCENARIOS; do
   declare -A col=()
   for _ in $(seq "$ROUNDS"); do
-    read -r n_rps n_p50 n_p99 n_bad n_pu n_pk n_inv n_vol n_mu n_mk < <(run_wrk "$NGX_PORT" "$s" $(pgrep -P "$(cat "$WORK/proxy.pid")"))
-    read -r c_rps c_p50 c_p99 c_bad c_pu c_pk c_inv c_vol c_mu c_mk < <(run_wrk "$CJ_PORT" "$s" "$CJ_PID")
-    read -r z_rps _ _ _ z_pu z_pk z_inv z_vol z_mu z_mk < <(run_wrk "$CJ0_PORT" "$s" "$CJ0_PID")
-    f_rps=0 f_pu=0 f_pk=0 f_inv=0 f_vol=0 f_mu=0 f_mk=0
-    [ -x "$FLOOR_BIN" ] && read -r f_rps _ _ _ f_pu f_pk f_inv f_vol f_mu f_mk < <(run_wrk "$FLOOR_PORT" "$s" "$FLOOR_PID")
+    read -r n_rps n_p50 n_p99 n_bad n_pu n_pk n_inv n_vol n_mu n_mk n_mt < <(run_wrk "$NGX_PORT" "$s" $(pgrep -P "$(cat "$WORK/proxy.pid")"))
+    read -r c_rps c_p50 c_p99 c_bad c_pu c_pk c_inv c_vol c_mu c_mk c_mt < <(run_wrk "$CJ_PORT" "$s" "$CJ_PID")
+    read -r z_rps _ _ _ z_pu z_pk z_inv z_vol z_mu z_mk z_mt < <(run_wrk "$CJ0_PORT" "$s" "$CJ0_PID")
+    f_rps=0 f_pu=0 f_pk=0 f_inv=0 f_vol=0 f_mu=0 f_mk=0 f_mt=0
+    [ -x "$FLOOR_BIN" ] && read -r f_rps _ _ _ f_pu f_pk f_inv f_vol f_mu f_mk f_mt < <(run_wrk "$FLOOR_PORT" "$s" "$FLOOR_PID")
     for k in n_rps n_p50 n_p99 c_rps c_p50 c_p99 z_rps f_rps; do col[$k]+="${!k} "; done
-    for p in n c z f; do for m in pu pk inv vol mu mk; do k=${p}_$m; col[$k]+="${!k} "; done; done
+    for p in n c z f; do for m in pu pk inv vol mu mk mt; do k=${p}_$m; col[$k]+="${!k} "; done; done
     col[n_bad]=$(( ${col[n_bad]:-0} + n_bad )); col[c_bad]=$(( ${col[c_bad]:-0} + c_bad ))
   done
   rounds_seen+="$s: nginx ${col[n_rps]}/ chujing ${col[c_rps]}/ no inspection ${col[z_rps]}/ hyper alone ${col[f_rps]}req/s; p99 ms nginx ${col[n_p99]}/ chujing ${col[c_p99]}
@@ -285,12 +286,12 @@ for s in $SCENARIOS; do
   for k in n_rps n_p50 n_p99 c_rps c_p50 c_p99 z_rps f_rps; do col[$k]=$(echo "${col[$k]}" | median); done
   awk -v s="$s" -v nr="${col[n_rps]}" -v cr="${col[c_rps]}" -v zr="${col[z_rps]}" -v fr="${col[f_rps]}" -v n50="${col[n_p50]}" -v n99="${col[n_p99]}" -v c50="${col[c_p50]}" -v c99="${col[c_p99]}" -v nb="${col[n_bad]}" -v cb="${col[c_bad]}" \
     'BEGIN { floor = fr > 0 ? sprintf("%.0f (%.2f×)", fr, fr/nr) : "not built"; printf "| %s | %.0f | %.0f | %.2f× | %.2f / %.2f | %.2f / %.2f | %+.2f | %.0f (%.2f×) | %s | %s / %s |\n", s, nr, cr, cr/nr, n50, n99, c50, c99, c99-n99, zr, zr/nr, floor, nb, cb }'
-  for p in n c z f; do for m in pu pk inv vol mu mk; do k=${p}_$m; col[$k]=$(echo "${col[$k]}" | median); done; done
+  for p in n c z f; do for m in pu pk inv vol mu mk mt; do k=${p}_$m; col[$k]=$(echo "${col[$k]}" | median); done; done
   for p in n c z f; do
     [ "$p" = f ] && [ ! -x "$FLOOR_BIN" ] && continue
     case $p in n) who="nginx" ;; c) who="chujing" ;; z) who="chujing, no inspection" ;; f) who="hyper alone" ;; esac
-    cpu_rows+="$(awk -v s="$s" -v who="$who" -v pu="${col[${p}_pu]}" -v pk="${col[${p}_pk]}" -v inv="${col[${p}_inv]}" -v vol="${col[${p}_vol]}" -v mu="${col[${p}_mu]}" -v mk="${col[${p}_mk]}" \
-      'BEGIN { printf "| %s | %s | %.1f / %.1f | %.2f / %.3f | %.1f / %.1f | %.1f |", s, who, pu, pk, inv, vol, mu, mk, mu + mk }')
+    cpu_rows+="$(awk -v s="$s" -v who="$who" -v pu="${col[${p}_pu]}" -v pk="${col[${p}_pk]}" -v inv="${col[${p}_inv]}" -v vol="${col[${p}_vol]}" -v mu="${col[${p}_mu]}" -v mk="${col[${p}_mk]}" -v mt="${col[${p}_mt]}" \
+      'BEGIN { printf "| %s | %s | %.1f / %.1f | %.2f / %.3f | %.1f / %.1f | %.1f |", s, who, pu, pk, inv, vol, mu, mk, mt }')
 "
   done
   unset col
