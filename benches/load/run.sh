@@ -198,10 +198,12 @@ done
 
 hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+# The nginx proxy's worker processes (the master only supervises them).
+nginx_workers() { pgrep -P "$(cat "$WORK/proxy.pid")"; }
 # nginx: the largest peak of the proxy's master and workers (each worker is a process).
 nginx_hwm_kb() {
-  local master; master=$(cat "$WORK/proxy.pid"); local max=0
-  for pid in "$master" $(pgrep -P "$master"); do
+  local max=0
+  for pid in "$(cat "$WORK/proxy.pid")" $(nginx_workers); do
     local v; v=$(hwm_kb "$pid"); [ "${v:-0}" -gt "$max" ] && max=$v
   done
   echo "$max"
@@ -265,7 +267,7 @@ cpu_rows=""
 for s in $SCENARIOS; do
   declare -A col=()
   for _ in $(seq "$ROUNDS"); do
-    read -r n_rps n_p50 n_p99 n_bad n_pu n_pk n_inv n_vol n_mu n_mk n_mt < <(run_wrk "$NGX_PORT" "$s" $(pgrep -P "$(cat "$WORK/proxy.pid")"))
+    read -r n_rps n_p50 n_p99 n_bad n_pu n_pk n_inv n_vol n_mu n_mk n_mt < <(run_wrk "$NGX_PORT" "$s" $(nginx_workers))
     read -r c_rps c_p50 c_p99 c_bad c_pu c_pk c_inv c_vol c_mu c_mk c_mt < <(run_wrk "$CJ_PORT" "$s" "$CJ_PID")
     read -r z_rps _ _ _ z_pu z_pk z_inv z_vol z_mu z_mk z_mt < <(run_wrk "$CJ0_PORT" "$s" "$CJ0_PID")
     f_rps=0 f_pu=0 f_pk=0 f_inv=0 f_vol=0 f_mu=0 f_mk=0 f_mt=0
