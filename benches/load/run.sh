@@ -12,6 +12,7 @@
 #   cargo build --release --bin chujing --example hyper_floor
 #   benches/load/run.sh        # env: DURATION=10 ROUNDS=3 CONNS=32 THREADS=2 SOAK=60 SOAK_BODY=1k_pi
 #                              #      SCENARIOS="get 1k_clean 1k_pi 64k_clean 64k_pi" NGINX_LOG=off
+#                              #      CHUJING_BIN=target/pgo/release/chujing (pgo.sh) H2_REQUESTS=0
 #
 # Not run in CI (it needs quiet cores to mean anything).
 set -euo pipefail
@@ -196,6 +197,23 @@ for s in 1k_clean 1k_pi 64k_clean 64k_pi; do
   done
 done
 
+# H2_REQUESTS=N (default 0) sends N h2c requests (prior knowledge) per body to each chujing,
+# all of which must be answered 200. wrk speaks HTTP/1.1 only, so this is not measured;
+# pgo.sh uses it to put the HTTP/2 path into its profile. One curl per request, 8 at a time:
+# curl 7.88 fails every request after the first on a reused h2c connection ("Error in the
+# HTTP2 framing layer", against nginx's h2c as well).
+if [ "${H2_REQUESTS:-0}" -gt 0 ]; then
+  for s in 1k_clean 1k_pi; do
+    for port in "$CJ_PORT" "$CJ0_PORT"; do
+      ok=$(seq "$H2_REQUESTS" | xargs -P 8 -I{} curl -s -o /dev/null -w '%{http_code}\n' --http2-prior-knowledge \
+        -H 'content-type: application/json' --data-binary "@$WORK/$s.json" "http://127.0.0.1:$port/orders?n={}" |
+        grep -cx 200 || true)
+      [ "$ok" = "$H2_REQUESTS" ] || { echo "h2c: $s on :$port: $ok of $H2_REQUESTS answered 200" >&2; exit 1; }
+    done
+  done
+  echo "h2c: $H2_REQUESTS requests per body to each chujing, all 200"
+fi
+
 hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 # The nginx proxy's worker processes (the master only supervises them).
@@ -254,6 +272,7 @@ run_wrk() { # port scenario proxy-pid...
 echo
 autogroup=$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo "?")
 echo "wrk -t$THREADS -c$CONNS -d${DURATION}s --latency; median of $ROUNDS round(s); nginx access log ${NGINX_LOG:-off}; $(nproc) cores; sched_autogroup_enabled=$autogroup; $(date -u +%FT%TZ)"
+echo "chujing: ${BIN#"$ROOT"/}"
 echo
 printf '| scenario | nginx req/s | chujing req/s | ratio | nginx p50 / p99 ms | chujing p50 / p99 ms | Δp99 ms | chujing, no inspection: req/s (ratio) | hyper alone: req/s (ratio) | non-2xx (n/c) |\n'
 printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
