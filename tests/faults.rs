@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chujing::proxy::{Proxy, Runtime};
+use chujing::telemetry::admin::{checks, StatusSource};
 use serde_json::Value;
 use support::{curl, ids, read_audit, upstream, GEO_OVERRIDES};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -350,6 +351,14 @@ async fn geo_database_deleted_or_corrupted_at_reload_keeps_the_running_one() {
     assert_eq!(h.get(&abroad).await.status, 200);
 }
 
+/// Whether the proxy's readiness reports the audit log writable.
+fn audit_ready(proxy: &Proxy) -> bool {
+    proxy
+        .readiness()
+        .iter()
+        .any(|c| c.name == checks::AUDIT && c.ok)
+}
+
 #[tokio::test]
 async fn audit_disk_full_blocks_outbound_keeps_domestic_and_recovers() {
     // The disk is full: every write to the audit log fails with ENOSPC (its path leads to
@@ -364,18 +373,31 @@ async fn audit_disk_full_blocks_outbound_keeps_domestic_and_recovers() {
     let abroad = format!("http://partner.test:{}/clean", de.addr.port());
     let domestic = format!("http://domestic.test:{}/p", cn.addr.port());
 
-    // The first outbound request is already on its way when its audit write fails; from
-    // then on outbound traffic stops.
+    // The first outbound request is already on its way when its audit write fails. Its line
+    // waits in the worker's batch (the default `batch_max_delay_ms`, 5 ms), so the failure
+    // is known once that batch is written: wait for it (readiness reports it), or a request
+    // sent inside the window would race the write.
     let _ = h.get(&abroad).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while audit_ready(&h.proxy) {
+        assert!(
+            Instant::now() < deadline,
+            "the failed audit write was never noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // From then on outbound traffic stops.
+    let forwarded = de.requests().len();
+    assert_eq!(forwarded, 1, "the first request was forwarded");
     for _ in 0..3 {
         let r = h.get(&abroad).await;
         assert_eq!(r.status, 503, "{}", r.body);
         assert_eq!(r.json()["error"], "audit_unavailable");
     }
-    assert!(
-        de.requests().len() <= 1,
-        "{} outbound requests left without an audit record",
-        de.requests().len()
+    assert_eq!(
+        de.requests().len(),
+        forwarded,
+        "outbound requests left without an audit record"
     );
     // Domestic traffic is not a data exit: it keeps flowing.
     assert_eq!(h.post(&domestic, &pi_body()).await.status, 200);
