@@ -6,7 +6,7 @@
 # paths those requests take. Measured in benches/load/README.md ("Session 12").
 #
 #   rustup component add llvm-tools            # llvm-profdata matching rustc's LLVM
-#   apt-get install -y nginx-light wrk curl    # what run.sh needs
+#   apt-get install -y nginx-light wrk curl python3 bc   # what run.sh needs
 #   benches/load/pgo.sh                        # → target/pgo/release/chujing
 #   CHUJING_BIN=target/pgo/release/chujing benches/load/run.sh
 #
@@ -25,19 +25,9 @@ PROFDATA="$(ls "$SYSROOT"/lib/rustlib/*/bin/llvm-profdata 2>/dev/null | head -n1
   exit 1
 }
 
-# What the training run needs, checked before minutes of building.
-for tool in nginx wrk curl python3 bc; do
-  command -v "$tool" >/dev/null || { echo "need $tool for the training run (benches/load/run.sh)" >&2; exit 1; }
-done
-# run.sh's listeners (its defaults, or the same env overrides): a port another process holds
-# would fail the training run after the instrumented build.
-for addr in "127.0.0.2:${UP_PORT:-18081}" "127.0.0.1:${NGX_PORT:-18080}" \
-  "127.0.0.1:${CJ_PORT:-18090}" "127.0.0.1:${CJ0_PORT:-18091}"; do
-  if (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null; then
-    echo "$addr is in use (another load run or nginx?); run.sh needs it" >&2
-    exit 1
-  fi
-done
+# What the training run needs (tools, free ports), checked by run.sh before minutes of
+# building; FLOOR_BIN as in the training run below.
+PREFLIGHT=1 FLOOR_BIN=/nonexistent "$ROOT/benches/load/run.sh"
 
 GEN_DIR="$ROOT/target/pgo-gen"   # instrumented build (its own target dir: other flags)
 USE_DIR="$ROOT/target/pgo"       # the optimised build

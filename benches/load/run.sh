@@ -8,7 +8,7 @@
 # switches, and the whole machine's), and a 60 s constant-memory run (RSS sampled every 5 s).
 # Everything binds to loopback.
 #
-#   apt-get install -y nginx-light wrk         # Debian/Ubuntu
+#   apt-get install -y nginx-light wrk curl python3 bc   # Debian/Ubuntu
 #   cargo build --release --bin chujing --example hyper_floor
 #   benches/load/run.sh        # env: DURATION=10 ROUNDS=3 CONNS=32 THREADS=2 SOAK=60 SOAK_BODY=1k_pi
 #                              #      SCENARIOS="get 1k_clean 1k_pi 64k_clean 64k_pi" NGINX_LOG=off
@@ -33,9 +33,22 @@ CJ0_PORT="${CJ0_PORT:-18091}"   # chujing, destination mainland (no inspection)
 FLOOR_PORT="${FLOOR_PORT:-18092}" # hyper_floor, if built
 FLOOR_BIN="${FLOOR_BIN:-$ROOT/target/release/examples/hyper_floor}"
 
-for tool in nginx wrk; do
-  command -v "$tool" >/dev/null || { echo "need $tool: apt-get install -y nginx-light wrk" >&2; exit 1; }
+for tool in nginx wrk curl python3 bc; do
+  command -v "$tool" >/dev/null || { echo "need $tool: apt-get install -y nginx-light wrk curl python3 bc" >&2; exit 1; }
 done
+# Every address this run listens on must be free: a held one would otherwise surface as
+# nginx's bind error or a proxy that never answers, after the setup.
+ADDRS=("127.0.0.2:$UP_PORT" "127.0.0.1:$NGX_PORT" "127.0.0.1:$CJ_PORT" "127.0.0.1:$((CJ_PORT + 5))"
+  "127.0.0.1:$CJ0_PORT" "127.0.0.1:$((CJ0_PORT + 5))")
+[ -x "$FLOOR_BIN" ] && ADDRS+=("127.0.0.1:$FLOOR_PORT")
+for addr in "${ADDRS[@]}"; do
+  if (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null; then
+    echo "$addr is in use (another load run, or an nginx left running?); this run needs it" >&2
+    exit 1
+  fi
+done
+# PREFLIGHT=1: only the checks above (pgo.sh runs them before it builds the binary).
+[ -n "${PREFLIGHT:-}" ] && exit 0
 [ -x "$BIN" ] || { echo "need $BIN: cargo build --release --bin chujing" >&2; exit 1; }
 
 WORK="$(mktemp -d /tmp/chujing-load.XXXXXX)"
@@ -244,7 +257,7 @@ cpu_snapshot() { # pid...
 }
 CLK_TCK=$(getconf CLK_TCK)
 
-# wrk output → "req/s p50_ms p99_ms non2xx"
+# wrk's latency with its unit (us, ms, s) → ms
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.3f", v}'; }
 # → "req/s p50_ms p99_ms non2xx" and, per request, "proxy_user_us proxy_kernel_us
 # involuntary voluntary machine_user_us machine_kernel_us machine_total_us" (the context
